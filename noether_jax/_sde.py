@@ -1,0 +1,123 @@
+"""The noisy system `dx = f(t, x; θ) dt + sqrt(2 D(t, x; θ)) dW` and its noise metric."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+
+class SDE(eqx.Module):
+    r"""A noisy dynamical system
+
+    $$\mathrm{d}x = f(t, x; θ)\,\mathrm{d}t + \sqrt{2 D(t, x; θ)}\,\mathrm{d}W, \qquad x ∈ \mathbb{R}^d.$$
+
+    **Arguments:**
+
+    - `drift`: the drift `f`, called as `drift(t, x, args) -> Array[d]` (diffrax's argument
+      order). It may be any callable, including an `equinox.Module` holding parameters.
+    - `diffusion`: the noise matrix `D` (not `sqrt(2D)`!). One of
+        - a scalar (isotropic noise, `D = D·I`),
+        - an array of shape `(d,)` (diagonal `D`),
+        - an array of shape `(d, d)` (a full symmetric positive definite `D`),
+        - a callable `diffusion(t, x, args)` returning any of the above.
+
+    In 1-D, `dx = v dt + σ dW` has `D = σ²/2`; noise written `G η` has `D = ½ G Gᵀ`.
+    """
+
+    drift: Callable
+    diffusion: Any
+
+    def __check_init__(self):
+        if not callable(self.drift):
+            raise ValueError(
+                "`SDE(drift, diffusion)`: `drift` must be a callable `drift(t, x, args)`, "
+                f"got {type(self.drift).__name__}."
+            )
+        if not callable(self.diffusion):
+            try:
+                arr = jnp.asarray(self.diffusion)
+            except TypeError as e:
+                raise ValueError(
+                    "`SDE(drift, diffusion)`: `diffusion` must be a scalar, an array of shape "
+                    "(d,) or (d, d), or a callable `diffusion(t, x, args)`; got "
+                    f"{type(self.diffusion).__name__}."
+                ) from e
+            if arr.ndim > 2:
+                raise ValueError(
+                    "`SDE`: a constant `diffusion` must be a scalar, (d,) or (d, d) array; got "
+                    f"shape {arr.shape}."
+                )
+            if not jnp.issubdtype(arr.dtype, jnp.floating) and not jnp.issubdtype(
+                arr.dtype, jnp.integer
+            ):
+                raise ValueError(
+                    f"`SDE`: `diffusion` must be real, got dtype {arr.dtype}."
+                )
+
+    def f(self, t, x, args):
+        return self.drift(t, x, args)
+
+    def D(self, t, x, args) -> Array:
+        """The noise matrix at `(t, x)`: an array of shape `()`, `(d,)` or `(d, d)`."""
+        if callable(self.diffusion):
+            out = self.diffusion(t, x, args)
+        else:
+            out = self.diffusion
+        return jnp.asarray(out, dtype=x.dtype)
+
+
+# Noise-metric algebra. `D` is a value of shape (), (d,) or (d, d) (decided at trace time).
+
+
+def metric_solve(D: Array, r: Float[Array, " d"]) -> Float[Array, " d"]:
+    """`D⁻¹ r`. For a full `D` this goes through a Cholesky factor, so a non-SPD `D` gives NaN."""
+    if D.ndim < 2:
+        return r / D
+    chol = jnp.linalg.cholesky(D)
+    return jax.scipy.linalg.cho_solve((chol, True), r)
+
+
+def metric_matvec(D: Array, p: Float[Array, " d"]) -> Float[Array, " d"]:
+    """`D p`."""
+    if D.ndim < 2:
+        return D * p
+    return D @ p
+
+
+def metric_inner(D: Array, r: Float[Array, " d"]) -> Float[Array, ""]:
+    """`rᵀ D⁻¹ r`; NaN if a full `D` is not positive definite."""
+    if D.ndim < 2:
+        return jnp.sum(r * r / D)
+    chol = jnp.linalg.cholesky(D)
+    z = jax.scipy.linalg.solve_triangular(chol, r, lower=True)
+    return jnp.sum(z * z)
+
+
+def metric_is_spd(D: Array) -> Array:
+    """Whether a noise value is symmetric positive definite (and finite)."""
+    if D.ndim < 2:
+        return jnp.all(jnp.isfinite(D)) & jnp.all(D > 0)
+    sym = jnp.allclose(D, D.T, rtol=1e-6, atol=0.0)
+    chol = jnp.linalg.cholesky(D)
+    return sym & jnp.all(jnp.isfinite(chol))
+
+
+def check_diffusion_shape(D_struct, d: int, where: str = "`diffusion`") -> None:
+    shape = tuple(D_struct.shape)
+    if shape not in ((), (d,), (d, d)):
+        raise ValueError(
+            f"{where} must be a scalar, or have shape ({d},) (diagonal) or ({d}, {d}) "
+            f"(full SPD matrix) for a {d}-dimensional state; got shape {shape}."
+        )
+
+
+def as_time(t: ArrayLike, name: str) -> Array:
+    t = jnp.asarray(t)
+    if t.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar time, got shape {t.shape}.")
+    if not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer)):
+        raise ValueError(f"`{name}` must be a real number, got dtype {t.dtype}.")
+    return t

@@ -1,0 +1,4 @@
+from ._base import AbstractPathSolver as AbstractPathSolver
+from ._lbfgs import LBFGS as LBFGS
+from ._newton import BlockNewton as BlockNewton
+from ._objective import PathObjective as PathObjective
