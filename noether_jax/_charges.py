@@ -69,8 +69,9 @@ def angular_momentum(
 ) -> Float[Array, "n d d"]:
     r"""The quasi-angular-momentum tensor `𝐋 = x pᵀ − p xᵀ` at the nodes.
 
-    Its `(i, j)` entry is the charge of the rotation generator in the `(i, j)` plane. In 2-D,
-    `𝐋[0, 1] = x p_y − y p_x`... with the sign `x_0 p_1 − p_0 x_1`.
+    Its `(i, j)` entry `x_i p_j − p_i x_j` is the Noether charge `p·ξ` of the rotation
+    generator `ξ(x) = x_i e_j − x_j e_i` (`ξ = A x` with `A = e_j e_iᵀ − e_i e_jᵀ`). In 2-D,
+    `𝐋[0, 1] = x p_y − y p_x` is the charge of the counter-clockwise rotation.
     """
     ts, xs = _path(sol)
     p = momentum(sde, (ts, xs), args, action=action)

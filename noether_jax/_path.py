@@ -106,7 +106,8 @@ def _minimize_action(
     safe = lambda a, b: jnp.where(finite_in & grid_ok, a, b)
     ts_safe = safe(ts, jnp.linspace(0.0, 1.0, n, dtype=dtype))
     x0_safe, x1_safe = safe(x0, 0.0), safe(x1, 0.0)
-    y0_safe = safe(y0, 0.0)
+    # The solution does not depend on where the solver starts.
+    y0_safe = jax.lax.stop_gradient(safe(y0, 0.0))
     if not callable(sde.diffusion):
         spd_in = metric_is_spd(jnp.asarray(sde.diffusion, dtype=dtype))
     else:
@@ -125,10 +126,10 @@ def _minimize_action(
     tm = 0.5 * (ts[:-1] + ts[1:])
     spd_path = jnp.all(jax.vmap(lambda t, x: metric_is_spd(sde.D(t, x, args)))(tm, xm))
 
-    result = RESULTS.where(finite_in, result, RESULTS.nonfinite_input)
-    result = RESULTS.where(grid_ok, result, RESULTS.nonfinite_input)
-    result = RESULTS.where(spd_in & spd_path, result, RESULTS.invalid_diffusion)
+    # Later checks name the more fundamental problem, so they take precedence.
     result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
+    result = RESULTS.where(spd_in & spd_path, result, RESULTS.invalid_diffusion)
+    result = RESULTS.where(finite_in & grid_ok, result, RESULTS.nonfinite_input)
     converged = result == RESULTS.successful
     sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
     if throw:

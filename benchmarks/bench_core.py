@@ -1,0 +1,341 @@
+"""Core benchmark: batched most-likely paths of the Maier–Stein system.
+
+What is measured
+----------------
+The 2-D non-gradient Maier–Stein system
+
+    f(x, y) = (x − x³ − β x y²,  −(1 + x²) y),   β = 10,   isotropic D = 0.1,
+
+from x0 = (−1, 0) to a batch of endpoints x1 = (1 + 0.3 u, 0.5 v), u, v ~ U[−1, 1] (fixed
+seed), over t ∈ [0, 10] with 101 nodes (the midpoint discrete action of CONVENTIONS.md).
+
+Time per path, for batches of B = 1, 64, 1024 endpoints, of
+
+(a) the library: ``jax.jit(jax.vmap(lambda b: nj.minimize_action(sde, x0, b, 0., 10.,
+    n_nodes=101, throw=False)))``, timed after a warm-up call (compile time reported
+    separately), median of a few repeats;
+(b) the baseline a NumPy user would write: ``scipy.optimize.minimize(method="L-BFGS-B")``
+    over the interior nodes of one path at a time (a Python loop over the batch), with the
+    exact gradient of the same discrete action written by hand in NumPy, a straight-line
+    initial path and tight tolerances. For large B the loop runs on a subset of the batch
+    and the time per path is reported (the output says so).
+
+Accuracy, per method: the optimisation error max |S − S_ref| over the (sub)batch, with S_ref
+the library's solution of the same 101-node problem at rtol = atol = 1e-13; and, for the
+library, the discretisation error of the 101-node action against a 1601-node solution
+(started from the interpolated 101-node path, so both lie in the same basin). Also the
+fraction of paths the library reports converged and the fraction SciPy reports success.
+
+Run with
+
+    python benchmarks/bench_core.py           # B = 1, 64, 1024 (a few minutes on 2 cores)
+    python benchmarks/bench_core.py --quick   # B = 1, 64, small SciPy subset (< 1 minute)
+
+No timing is asserted; the numbers depend on the machine. OpenBLAS is limited to one thread
+(unless OPENBLAS_NUM_THREADS is already set): L-BFGS-B makes many tiny BLAS calls, and with
+threaded OpenBLAS on a small machine the SciPy baseline runs several times slower.
+"""
+
+import os
+
+# Before NumPy is imported. Threaded OpenBLAS makes the tiny BLAS calls inside L-BFGS-B
+# slow (measured ~8x on a 2-core machine); a fair baseline runs it single-threaded.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.optimize  # noqa: E402
+
+import noether_jax as nj  # noqa: E402
+
+BETA = 10.0
+D = 0.1
+T0, T1 = 0.0, 10.0
+N_NODES = 101
+N_FINE = 1601
+X0 = np.array([-1.0, 0.0])
+SEED = 0
+MAX_DISC_PATHS = 64  # paths used for the discretisation error (it does not depend on B)
+
+
+# --------------------------------------------------------------------------- problem
+
+
+def drift_jax(t, x, args):
+    a, b = x[0], x[1]
+    return jnp.stack([a - a**3 - BETA * a * b**2, -(1 + a**2) * b])
+
+
+SDE = nj.SDE(drift_jax, D)
+
+
+def endpoints(n: int) -> np.ndarray:
+    """The first `n` endpoints of one fixed stream, so smaller batches are prefixes."""
+    uv = np.random.default_rng(SEED).uniform(-1.0, 1.0, size=(max(n, 1024), 2))[:n]
+    return np.stack([1.0 + 0.3 * uv[:, 0], 0.5 * uv[:, 1]], axis=1)
+
+
+# --------------------------------------------------------------------------- library
+
+
+def library_fn(n_nodes: int = N_NODES, solver=None, with_init: bool = False):
+    """A jitted, vmapped `minimize_action` over endpoints (and initial paths)."""
+    x0 = jnp.asarray(X0)
+
+    def one(b, init=None):
+        return nj.minimize_action(
+            SDE, x0, b, T0, T1, n_nodes=n_nodes, init=init, solver=solver, throw=False
+        )
+
+    return jax.jit(jax.vmap(one if with_init else (lambda b: one(b))))
+
+
+def time_library(fn, x1: np.ndarray, repeats: int):
+    """(compile+first-call seconds, median seconds per call, solution)."""
+    x1 = jnp.asarray(x1)
+    t = time.perf_counter()
+    sol = jax.block_until_ready(fn(x1))
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sol = jax.block_until_ready(fn(x1))
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return first - med, med, sol
+
+
+# --------------------------------------------------------------------------- NumPy baseline
+
+
+def drift_np(x: np.ndarray) -> np.ndarray:
+    """Maier–Stein drift on an array of states, shape (..., 2)."""
+    a, b = x[..., 0], x[..., 1]
+    return np.stack([a - a**3 - BETA * a * b**2, -(1 + a**2) * b], axis=-1)
+
+
+def jac_np(x: np.ndarray) -> np.ndarray:
+    """Jacobian ∂f/∂x on an array of states, shape (..., 2, 2)."""
+    a, b = x[..., 0], x[..., 1]
+    J = np.empty(x.shape + (2,))
+    J[..., 0, 0] = 1 - 3 * a**2 - BETA * b**2
+    J[..., 0, 1] = -2 * BETA * a * b
+    J[..., 1, 0] = -2 * a * b
+    J[..., 1, 1] = -(1 + a**2)
+    return J
+
+
+def action_and_grad(y: np.ndarray, x0, x1, h: float):
+    """Midpoint action S_h = Σ |h| ¼ |v − f(x_m)|² / D and its gradient w.r.t. the
+    interior nodes `y` (flattened, shape (2m,))."""
+    xs = np.concatenate([x0[None], y.reshape(-1, 2), x1[None]])
+    xm = 0.5 * (xs[1:] + xs[:-1])
+    r = (xs[1:] - xs[:-1]) / h - drift_np(xm)  # residual per interval
+    c = abs(h) / (4 * D)
+    S = c * np.sum(r * r)
+    # dS/dr_i = 2c r_i;  dr_i/dx_{i+1} = I/h − ½ J_i,  dr_i/dx_i = −I/h − ½ J_i.
+    w = 2 * c * r
+    JTw = np.einsum("nij,ni->nj", jac_np(xm), w)
+    g_right = w / h - 0.5 * JTw  # contribution of interval i to node i+1
+    g_left = -w / h - 0.5 * JTw  # contribution of interval i to node i
+    g = g_right[:-1] + g_left[1:]
+    return S, g.ravel()
+
+
+def check_gradient() -> float:
+    """Max abs error of the hand-written gradient against central differences."""
+    rng = np.random.default_rng(1)
+    x1 = endpoints(1)[0]
+    h = (T1 - T0) / (N_NODES - 1)
+    s = np.linspace(0.0, 1.0, N_NODES)[1:-1, None]
+    y = (X0 + s * (x1 - X0) + 0.1 * rng.standard_normal((N_NODES - 2, 2))).ravel()
+    _, g = action_and_grad(y, X0, x1, h)
+    eps = 1e-6
+    fd = np.empty_like(y)
+    for k in range(y.size):
+        e = np.zeros_like(y)
+        e[k] = eps
+        fd[k] = (action_and_grad(y + e, X0, x1, h)[0] - action_and_grad(y - e, X0, x1, h)[0]) / (
+            2 * eps
+        )
+    return float(np.max(np.abs(g - fd))), float(np.max(np.abs(g)))
+
+
+def scipy_solve(x1: np.ndarray):
+    """One path by L-BFGS-B from the straight line. Returns (S, success, nit, xs)."""
+    h = (T1 - T0) / (N_NODES - 1)
+    s = np.linspace(0.0, 1.0, N_NODES)[1:-1, None]
+    y0 = (X0 + s * (x1 - X0)).ravel()
+    res = scipy.optimize.minimize(
+        action_and_grad,
+        y0,
+        args=(X0, x1, h),
+        jac=True,
+        method="L-BFGS-B",
+        options=dict(gtol=1e-10, ftol=1e-15, maxiter=100_000, maxfun=200_000),
+    )
+    xs = np.concatenate([X0[None], res.x.reshape(-1, 2), x1[None]])
+    return float(res.fun), bool(res.success), int(res.nit), xs
+
+
+def time_scipy(x1: np.ndarray, repeats: int):
+    """Median seconds per path of the Python loop, and the per-path results."""
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = [scipy_solve(b) for b in x1]
+        times.append((time.perf_counter() - t) / len(x1))
+    return statistics.median(times), out
+
+
+# --------------------------------------------------------------------------- references
+
+
+def interpolate(xs: np.ndarray, n: int) -> np.ndarray:
+    """A path on `len(xs)` uniform nodes, linearly interpolated onto `n` uniform nodes."""
+    s, s_new = np.linspace(0, 1, xs.shape[0]), np.linspace(0, 1, n)
+    return np.stack([np.interp(s_new, s, xs[:, k]) for k in range(xs.shape[1])], axis=1)
+
+
+def fine_actions(xs_coarse: np.ndarray, x1: np.ndarray):
+    """Library actions on the fine grid, started from the interpolated coarse paths."""
+    init = np.stack([interpolate(p, N_FINE) for p in xs_coarse])
+    fn = library_fn(N_FINE, with_init=True)
+    sol = jax.block_until_ready(fn(jnp.asarray(x1), jnp.asarray(init)))
+    return np.asarray(sol.action), np.asarray(sol.converged)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_info() -> str:
+    dev = jax.devices()[0]
+    return "\n".join(
+        [
+            f"date      {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+            f"platform  {platform.platform()}  ({platform.machine()})",
+            f"cpus      {os.cpu_count()}",
+            f"python    {platform.python_version()}",
+            f"versions  jax {jax.__version__}, numpy {np.__version__}, "
+            f"scipy {scipy.__version__}, noether_jax {nj.__version__}",
+            f"device    {dev.platform}: {dev.device_kind}",
+            f"blas      OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
+        ]
+    )
+
+
+def print_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = lambda r: "  ".join(str(x).rjust(w) for x, w in zip(r, widths))
+    print(fmt(header))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(fmt(r))
+
+
+def run_batch(B: int, n_scipy: int, lib_repeats: int, scipy_repeats: int, ref_fn):
+    x1 = endpoints(B)
+    compile_s, lib_s, sol = time_library(library_fn(), x1, lib_repeats)
+    ref = jax.block_until_ready(ref_fn(jnp.asarray(x1)))
+    S_lib, S_ref = np.asarray(sol.action), np.asarray(ref.action)
+    xs_ref = np.asarray(ref.xs)
+
+    sub = x1[:n_scipy]
+    scipy_s, out = time_scipy(sub, scipy_repeats)
+    S_sp = np.array([o[0] for o in out])
+    xs_sp = np.stack([o[3] for o in out])
+    return dict(
+        B=B,
+        n_scipy=len(sub),
+        compile_s=compile_s,
+        lib_ms=1e3 * lib_s / B,
+        scipy_ms=1e3 * scipy_s,
+        lib_err=np.max(np.abs(S_lib - S_ref)),
+        lib_dx=np.max(np.abs(np.asarray(sol.xs) - xs_ref)),
+        scipy_err=np.max(np.abs(S_sp - S_ref[: len(sub)])),
+        scipy_dx=np.max(np.abs(xs_sp - xs_ref[: len(sub)])),
+        lib_conv=float(np.mean(np.asarray(sol.converged))),
+        ref_conv=float(np.mean(np.asarray(ref.converged))),
+        scipy_ok=float(np.mean([o[1] for o in out])),
+        lib_steps=int(np.max(np.asarray(sol.stats["num_steps"]))),
+        lib_steps_mean=float(np.mean(np.asarray(sol.stats["num_steps"]))),
+        scipy_nit=float(np.mean([o[2] for o in out])),
+        xs_lib=np.asarray(sol.xs),
+        S_lib=S_lib,
+    )
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="B in {1, 64}, small SciPy subset")
+    p.add_argument("--scipy-subset", type=int, default=None,
+                   help="max paths solved by the SciPy loop per batch (default 64, quick 8)")
+    opts = p.parse_args()
+
+    sizes = (1, 64) if opts.quick else (1, 64, 1024)
+    n_sub = opts.scipy_subset or (8 if opts.quick else 64)
+    n_sub_large = min(n_sub, 32)  # for B = 1024 the loop runs on a smaller subset
+    lib_repeats = {1: 20, 64: 5, 1024: 3}
+    scipy_repeats = {1: 5}
+
+    print("noether_jax core benchmark: Maier–Stein (β=10), D=0.1, T=10, n_nodes=101, float64")
+    print(machine_info())
+    err, gmax = check_gradient()
+    print(f"NumPy gradient vs central differences: max abs error {err:.2e} (max |g| {gmax:.2e})")
+    print()
+
+    ref_fn = library_fn(solver=nj.BlockNewton(rtol=1e-13, atol=1e-13))
+    results = []
+    for B in sizes:
+        n = min(B, n_sub if B <= 64 else n_sub_large)
+        r = run_batch(B, n, lib_repeats.get(B, 3), scipy_repeats.get(B, 1), ref_fn)
+        results.append(r)
+        print(f"  B={B:5d}: library {r['lib_ms']:.3f} ms/path, SciPy {r['scipy_ms']:.1f} ms/path"
+              f" ({r['n_scipy']} paths)", flush=True)
+
+    # Discretisation error (a property of the endpoints, not of B): on the largest batch.
+    big = results[-1]
+    m = min(big["B"], MAX_DISC_PATHS)
+    S_fine, fine_conv = fine_actions(big["xs_lib"][:m], endpoints(m))
+    disc = np.abs(big["S_lib"][:m] - S_fine)
+    print()
+
+    header = ["B", "lib ms/path", "compile s", "SciPy ms/path", "SciPy paths", "SciPy/lib",
+              "lib |dS|", "SciPy |dS|", "lib |dx|", "SciPy |dx|", "lib conv", "SciPy ok"]
+    rows = [
+        [r["B"], f"{r['lib_ms']:.3f}", f"{r['compile_s']:.2f}", f"{r['scipy_ms']:.1f}",
+         f"{r['n_scipy']}", f"{r['scipy_ms'] / r['lib_ms']:.0f}x",
+         f"{r['lib_err']:.1e}", f"{r['scipy_err']:.1e}", f"{r['lib_dx']:.1e}",
+         f"{r['scipy_dx']:.1e}", f"{r['lib_conv']:.3f}", f"{r['scipy_ok']:.3f}"]
+        for r in results
+    ]
+    print_table(header, rows)
+    print()
+    print("|dS| = max |S − S_ref|, |dx| = max |x − x_ref| over the paths solved, with S_ref, x_ref")
+    print("the library at BlockNewton(rtol=atol=1e-13) on the same 101-node problem (optimisation")
+    print("error). SciPy = L-BFGS-B, one path at a time, exact NumPy gradient; where 'SciPy paths'")
+    print("< B its time per path is measured on that many of the B endpoints.")
+    print("Iterations:  " + ";  ".join(
+        f"B={r['B']}: lib Newton steps mean {r['lib_steps_mean']:.1f} / max {r['lib_steps']}, "
+        f"SciPy nit mean {r['scipy_nit']:.0f}" for r in results))
+    print("Reference converged fraction: " + ", ".join(
+        f"B={r['B']}: {r['ref_conv']:.3f}" for r in results))
+    print(f"Discretisation error of the library's 101-node action vs {N_FINE} nodes "
+          f"({m} paths, fine converged {np.mean(fine_conv):.3f}): "
+          f"max {disc.max():.2e}, median {np.median(disc):.2e} "
+          f"(|S| median {np.median(np.abs(S_fine)):.2f})")
+
+
+if __name__ == "__main__":
+    main()
