@@ -18,6 +18,7 @@ class _NewtonState(eqx.Module):
     g: Float[Array, "m d"]
     diag: Float[Array, "m d d"]
     off: Float[Array, "m-1 d d"]
+    v: Float[Array, "m d"]
     lam: Float[Array, ""]
     nu: Float[Array, ""]
     num_steps: Int[Array, ""]
@@ -26,19 +27,12 @@ class _NewtonState(eqx.Module):
     result: RESULTS
 
 
-def _inverse_iteration(chols, off, y, num_iters: int = 4):
-    """Unit vector of (approximately) the smallest eigenvalue of the factorised matrix."""
-    # A fixed, deterministic start vector that is generic (no symmetry of the problem).
+def _generic_vector(y):
+    """A fixed, deterministic unit vector with no symmetry of the problem."""
     m, d = y.shape
     k = jnp.arange(m * d, dtype=y.dtype).reshape(m, d)
     v = jnp.sin(1.0 + 12.9898 * k) * jnp.cos(0.5 + 78.233 * k)
-
-    def body(_, v):
-        w = _blocktri.cho_solve(chols, off, v)
-        return w / jnp.sqrt(jnp.sum(w * w))
-
-    v = v / jnp.sqrt(jnp.sum(v * v))
-    return jax.lax.fori_loop(0, num_iters, body, v)
+    return v / jnp.sqrt(jnp.sum(v * v))
 
 
 class BlockNewton(AbstractPathSolver):
@@ -81,6 +75,7 @@ class BlockNewton(AbstractPathSolver):
             g=g,
             diag=diag,
             off=off,
+            v=_generic_vector(y),
             lam=jnp.asarray(self.lam0, dt),
             nu=jnp.asarray(2.0, dt),
             num_steps=jnp.array(0),
@@ -101,10 +96,13 @@ class BlockNewton(AbstractPathSolver):
         delta = -_blocktri.cho_solve(chols, state.off, state.g)
         # Negative curvature: a symmetric system often has a symmetric saddle of the action
         # (e.g. the straight line on a symmetry axis) where the gradient has no component
-        # that would leave it. Inverse iteration on the damped factorisation finds the most
-        # negative direction of H cheaply; step along it, downhill, with a length that
-        # shrinks as the damping grows (the ratio test then decides as usual).
-        v = _inverse_iteration(chols, state.off, y)
+        # that would leave it. Inverse iteration on the damped factorisation, one solve per
+        # step warm-started from the last step's vector, tracks the most negative direction
+        # of H; step along it, downhill, with a length that shrinks as the damping grows
+        # (the ratio test then decides as usual).
+        w = _blocktri.cho_solve(chols, state.off, state.v)
+        v = w / jnp.sqrt(jnp.sum(w * w))
+        v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
         curv = jnp.sum(v * _blocktri.matvec(state.diag, state.off, v))
         slope = jnp.sum(state.g * v)
         length = self.escape * (jnp.max(jnp.abs(objective.x1 - objective.x0)) + jnp.max(jnp.abs(y)))
@@ -159,6 +157,7 @@ class BlockNewton(AbstractPathSolver):
             g=sel(g_new, state.g),
             diag=sel(diag_new, state.diag),
             off=sel(off_new, state.off),
+            v=v,
             lam=lam,
             nu=nu,
             num_steps=num_steps,
