@@ -78,8 +78,8 @@ class BlockNewton(AbstractPathSolver):
             v=_generic_vector(y),
             lam=jnp.asarray(self.lam0, dt),
             nu=jnp.asarray(2.0, dt),
-            num_steps=jnp.array(0),
-            num_accepted=jnp.array(0),
+            num_steps=jnp.array(0, dtype=jnp.int32),
+            num_accepted=jnp.array(0, dtype=jnp.int32),
             done=~finite,
             result=RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         )
@@ -161,7 +161,7 @@ class BlockNewton(AbstractPathSolver):
             lam=lam,
             nu=nu,
             num_steps=num_steps,
-            num_accepted=state.num_accepted + accept.astype(jnp.int32),
+            num_accepted=state.num_accepted + accept.astype(state.num_accepted.dtype),
             done=converged | stagnated,
             result=result,
         )
