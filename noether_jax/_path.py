@@ -5,11 +5,18 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._action import AbstractAction, FreidlinWentzell
-from ._sde import SDE, as_time, check_diffusion_shape, metric_is_spd
+from ._sde import (
+    SDE,
+    as_count,
+    as_state,
+    as_time,
+    check_sde_calls,
+    float_args_as_arrays,
+    metric_is_spd,
+)
 from ._solution import RESULTS, PathSolution
 from ._solver import AbstractPathSolver, BlockNewton, LBFGS, PathObjective
 
@@ -18,27 +25,6 @@ NEWTON_MAX_DIM = 64
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
-
-
-def _as_state(x, name: str) -> Array:
-    if isinstance(x, (jax.Array, np.ndarray)):
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(
-                f"`{name}` must be a floating-point array, got dtype {x.dtype}; convert it "
-                f"with `jnp.asarray({name}, dtype=float)`."
-            )
-        arr = jnp.asarray(x)
-    else:
-        try:
-            arr = jnp.asarray(x, dtype=float)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"`{name}` must be an array of shape (d,), got {x!r}.") from e
-    if arr.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be a 1-D array of shape (d,), got shape {arr.shape}. For a "
-            f"one-dimensional system write `{name}=jnp.array([value])`."
-        )
-    return arr
 
 
 def default_n_nodes() -> int:
@@ -168,7 +154,8 @@ def minimize_action(
     - `grid`: optional increasing array of node positions in `[0, 1]` (first 0, last 1), for a
       non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`. Default uniform.
     - `args`: passed to the drift and diffusion as `drift(t, x, args)`; any pytree
-      (parameters, neural-network weights). Differentiable.
+      (parameters, neural-network weights). Differentiable. Python floats in it are turned
+      into arrays, so a new value does not recompile.
     - `init`: initial path, shape `(n_nodes, d)` (its endpoints are replaced by `x0`, `x1`).
       Default: the straight line.
     - `action`: `nj.FreidlinWentzell()` (default) or `nj.OnsagerMachlup(...)`.
@@ -199,8 +186,8 @@ def minimize_action(
     """
     if not isinstance(sde, SDE):
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
-    x0 = _as_state(x0, "x0")
-    x1 = _as_state(x1, "x1")
+    x0 = as_state(x0, "x0")
+    x1 = as_state(x1, "x1")
     if x0.shape != x1.shape:
         raise ValueError(
             f"`x0` and `x1` must have the same shape, got {x0.shape} and {x1.shape}."
@@ -225,8 +212,9 @@ def minimize_action(
             )
         n_nodes = grid.shape[0]
         if _is_concrete(grid) and n_nodes >= 2:
-            g = np.asarray(grid)
-            if g[0] != 0 or g[-1] != 1 or np.any(np.diff(g) <= 0):
+            if bool(
+                (grid[0] != 0) | (grid[-1] != 1) | jnp.any(jnp.diff(grid) <= 0)
+            ):
                 raise ValueError(
                     "`grid` must increase strictly from 0 to 1 (node positions as fractions "
                     "of the duration)."
@@ -242,29 +230,15 @@ def minimize_action(
         n_nodes = init.shape[0]
     if n_nodes is None:
         n_nodes = default_n_nodes()
-    if not isinstance(n_nodes, (int, np.integer)) or isinstance(n_nodes, bool):
-        raise ValueError(f"`n_nodes` must be a Python int, got {n_nodes!r}.")
+    n_nodes = as_count(n_nodes, "n_nodes")
     if n_nodes < 3:
         raise ValueError(f"`n_nodes` must be at least 3 (one interior node), got {n_nodes}.")
     n_nodes = int(n_nodes)
     if grid is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
 
-    # Shapes of what the user's functions return, checked once at trace time.
-    try:
-        f_struct = jax.eval_shape(lambda: sde.f(t0, x0, args))
-    except Exception as e:  # noqa: BLE001 - report the user's error with context
-        raise ValueError(f"calling `drift(t, x, args)` with x of shape {x0.shape} failed: {e}") from e
-    if tuple(f_struct.shape) != (d,):
-        raise ValueError(
-            f"`drift(t, x, args)` must return an array of shape ({d},) like `x`, got shape "
-            f"{tuple(f_struct.shape)}."
-        )
-    try:
-        D_struct = jax.eval_shape(lambda: sde.D(t0, x0, args))
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"evaluating the diffusion `D` failed: {e}") from e
-    check_diffusion_shape(D_struct, d)
+    args = float_args_as_arrays(args, dtype)
+    check_sde_calls(sde, t0, x0, args)
 
     if action is None:
         action = FreidlinWentzell()

@@ -1,5 +1,6 @@
 """The noisy system `dx = f(t, x; θ) dt + sqrt(2 D(t, x; θ)) dW` and its noise metric."""
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -121,3 +122,65 @@ def as_time(t: ArrayLike, name: str) -> Array:
     if not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer)):
         raise ValueError(f"`{name}` must be a real number, got dtype {t.dtype}.")
     return t
+
+
+def as_state(x, name: str) -> Array:
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ValueError(
+                f"`{name}` must be a floating-point array, got dtype {x.dtype}; convert it "
+                f"with `jnp.asarray({name}, dtype=float)`."
+            )
+        arr = jnp.asarray(x)
+    else:
+        try:
+            arr = jnp.asarray(x, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"`{name}` must be an array of shape (d,), got {x!r}.") from e
+    if arr.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be a 1-D array of shape (d,), got shape {arr.shape}. For a "
+            f"one-dimensional system write `{name}=jnp.array([value])`."
+        )
+    return arr
+
+
+def check_sde_calls(sde: SDE, t, x, args) -> None:
+    """Check at trace time that the drift and the diffusion accept `(t, x, args)` and return
+    arrays of the right shapes."""
+    d = x.shape[0]
+    try:
+        f_struct = jax.eval_shape(lambda: sde.f(t, x, args))
+    except Exception as e:  # noqa: BLE001 - report the user's error with context
+        raise ValueError(
+            f"calling `drift(t, x, args)` with x of shape {x.shape} failed: {e}"
+        ) from e
+    if tuple(f_struct.shape) != (d,):
+        raise ValueError(
+            f"`drift(t, x, args)` must return an array of shape ({d},) like `x`, got shape "
+            f"{tuple(f_struct.shape)}."
+        )
+    try:
+        D_struct = jax.eval_shape(lambda: sde.D(t, x, args))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"evaluating the diffusion `D` failed: {e}") from e
+    check_diffusion_shape(D_struct, d)
+
+
+def as_count(n, name: str) -> int:
+    """A Python int option (`n_nodes`, ...), also from a NumPy integer."""
+    if isinstance(n, bool):
+        raise ValueError(f"`{name}` must be a Python int, got {n!r}.")
+    try:
+        return operator.index(n)
+    except TypeError as e:
+        raise ValueError(f"`{name}` must be a Python int, got {n!r}.") from e
+
+
+def float_args_as_arrays(args, dtype):
+    """Python floats in `args` become arrays of the state's dtype: under `filter_jit` a
+    Python float is a compile-time constant, so every new parameter value would otherwise
+    recompile the solver."""
+    return jax.tree.map(
+        lambda a: jnp.asarray(a, dtype=dtype) if isinstance(a, float) else a, args
+    )

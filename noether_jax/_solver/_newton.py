@@ -179,7 +179,63 @@ class BlockNewton(AbstractPathSolver):
         )
         return y, state.result, stats
 
-    def solve(self, objective, y0, max_steps):
+    def _certify(self, y, state: _NewtonState):
+        """Second-order check at a first-order stationary point.
+
+        Returns `(is_minimum, v, sigma)`. The point is accepted as a minimum when
+        `H + σ₀E` is positive definite, `σ₀` a round-off-level relative shift. Otherwise
+        the smallest shift `σ` (within a factor `10^{1/8}`) that makes `H + σE` positive
+        definite is found, and inverse iteration with it returns the direction `v` of most
+        negative curvature. Only elements that fail the first test do the search: under
+        `vmap` the while loops stop as soon as every element is done.
+        """
+        dt = y.dtype
+        d = y.shape[-1]
+        eye = jnp.eye(d, dtype=dt)
+        hdiag = jnp.abs(jnp.diagonal(state.diag, axis1=-2, axis2=-1))
+        scale = jnp.maximum(hdiag, 1e-12 * jnp.mean(hdiag) + jnp.finfo(dt).tiny)
+        sigma0 = jnp.asarray(256 * jnp.finfo(dt).eps, dt)
+
+        def is_pd(sigma):
+            _, pd = _blocktri.cholesky(state.diag + sigma * scale[..., None] * eye, state.off)
+            return pd
+
+        is_min = is_pd(sigma0)
+
+        # Coarse search upwards by factors of 10, then bisection in log space.
+        def up_cond(c):
+            sigma, pd = c
+            return ~pd & (sigma < 1e3)
+
+        sigma, _ = jax.lax.while_loop(
+            up_cond, lambda c: (c[0] * 10.0, is_pd(c[0] * 10.0)), (sigma0, is_min)
+        )
+
+        def bisect(_, c):
+            lo, hi = c
+            mid = jnp.sqrt(lo * hi)
+            pd = is_pd(mid)
+            return jnp.where(pd, lo, mid), jnp.where(pd, mid, hi)
+
+        search = ~is_min
+        _, sigma = jax.lax.fori_loop(
+            0, jnp.where(search, 3, 0), bisect, (sigma / 10.0, sigma)
+        )
+        damped = state.diag + sigma * scale[..., None] * eye
+        chols, _ = _blocktri.cholesky(damped, state.off)
+
+        def inv_iter(_, v):
+            w = _blocktri.cho_solve(chols, state.off, v)
+            return w / jnp.sqrt(jnp.sum(w * w))
+
+        v = jax.lax.fori_loop(0, jnp.where(search, 12, 0), inv_iter, state.v)
+        curv = jnp.sum(v * _blocktri.matvec(state.diag, state.off, v))
+        # Not positive definite, yet no negative direction found (a singular Hessian): keep
+        # the point; the result stays `successful` only if no negative curvature shows.
+        is_min = is_min | ~(curv < 0) | ~jnp.all(jnp.isfinite(v))
+        return is_min, v, sigma
+
+    def solve(self, objective, y0, max_steps, max_restarts: int = 4):
         state = self.init(objective, y0)
 
         def cond(carry):
@@ -190,7 +246,36 @@ class BlockNewton(AbstractPathSolver):
         def body(carry):
             return self.step(objective, *carry)
 
-        y, state = jax.lax.while_loop(cond, body, (y0, state))
+        # Newton stops at first-order stationary points, which may be saddle points of
+        # the action with very weak negative curvature (masked by the damping). Certify
+        # each stop; from a saddle, restart along the negative direction.
+        def outer_cond(carry):
+            y, state, restarts, again = carry
+            return again
+
+        def outer_body(carry):
+            y, state, restarts, _ = carry
+            y, state = jax.lax.while_loop(cond, body, (y, state))
+            check = (state.result == RESULTS.successful) & (restarts < max_restarts)
+            is_min, v, sigma = self._certify(y, state)
+            restart = check & ~is_min
+            state = eqx.tree_at(
+                lambda s: (s.v, s.lam, s.nu, s.done, s.result),
+                state,
+                (
+                    jnp.where(restart, v, state.v),
+                    jnp.where(restart, jnp.maximum(2 * sigma, state.lam), state.lam),
+                    jnp.where(restart, 2.0, state.nu),
+                    state.done & ~restart,
+                    RESULTS.where(restart, RESULTS.max_steps_reached, state.result),
+                ),
+            )
+            again = restart & (state.num_steps < max_steps)
+            return y, state, restarts + restart.astype(restarts.dtype), again
+
+        y, state, _, _ = jax.lax.while_loop(
+            outer_cond, outer_body, (y0, state, jnp.array(0, jnp.int32), jnp.array(True))
+        )
         return self.postprocess(objective, y, state)
 
     def linear_solve(self, objective, y, rhs):
