@@ -12,6 +12,13 @@ from ._charges import (
     momentum as momentum,
     noether_charge as noether_charge,
 )
+from ._geometric import (
+    Transition as Transition,
+    barrier as barrier,
+    geometric_action_of as geometric_action_of,
+    minimize_geometric_action as minimize_geometric_action,
+    physical_times as physical_times,
+)
 from ._path import minimize_action as minimize_action
 from ._sde import SDE as SDE
 from ._solution import PathSolution as PathSolution, RESULTS as RESULTS
@@ -19,6 +26,18 @@ from ._solver import (
     AbstractPathSolver as AbstractPathSolver,
     BlockNewton as BlockNewton,
     LBFGS as LBFGS,
+)
+from ._geometric import (
+    FIXED_POINT_KINDS as FIXED_POINT_KINDS,
+    FixedPoint as FixedPoint,
+    FixedPoints as FixedPoints,
+    Relaxation as Relaxation,
+    UnstableManifold as UnstableManifold,
+    check_fixed_point as check_fixed_point,
+    classify_fixed_point as classify_fixed_point,
+    find_fixed_points as find_fixed_points,
+    leave_saddle as leave_saddle,
+    relax as relax,
 )
 
 __version__ = "0.1.0"

@@ -1,0 +1,18 @@
+from ._gmam import physical_times as physical_times
+from ._gmam import geometric_action_of as geometric_action_of
+from ._minimize import minimize_geometric_action as minimize_geometric_action
+from ._fixed_points import (
+    FIXED_POINT_KINDS as FIXED_POINT_KINDS,
+    FixedPoint as FixedPoint,
+    FixedPoints as FixedPoints,
+    check_fixed_point as check_fixed_point,
+    classify_fixed_point as classify_fixed_point,
+    find_fixed_points as find_fixed_points,
+)
+from ._relax import (
+    Relaxation as Relaxation,
+    UnstableManifold as UnstableManifold,
+    leave_saddle as leave_saddle,
+    relax as relax,
+)
+from ._barrier import Transition as Transition, barrier as barrier

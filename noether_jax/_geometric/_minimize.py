@@ -1,0 +1,172 @@
+"""`minimize_geometric_action`: the most likely transition path over unbounded time."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import ArrayLike
+
+from .._sde import (
+    SDE,
+    as_count,
+    as_state,
+    check_sde_calls,
+    float_args_as_arrays,
+    metric_is_spd,
+)
+from .._solution import RESULTS, PathSolution
+from ._gmam import geometric_action_of, physical_times, solve_geometric
+
+
+@eqx.filter_jit
+def _minimize_geometric(sde, x0, x1, args, init, rtol, atol, max_steps, max_inner_steps,
+                        escape, throw) -> PathSolution:
+    dtype = x0.dtype
+    finite_in = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(x1)) & jnp.all(
+        jnp.isfinite(init)
+    )
+    # Keep bad inputs out of the solver: it then starts (and stops) from a harmless problem.
+    n = init.shape[0]
+    line = jnp.linspace(0.0, 1.0, n, dtype=dtype)[:, None] * jnp.ones_like(x0)
+    c0 = jnp.where(finite_in, init.at[0].set(x0).at[-1].set(x1), line)
+    c0 = jax.lax.stop_gradient(c0)
+    c, result, stats = solve_geometric(
+        sde,
+        c0,
+        args,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        max_inner_steps=max_inner_steps,
+        escape=escape,
+    )
+    # The path is the solver's; the action is differentiable by the envelope theorem (the
+    # nodes are stationary for Ŝ_h under the arclength constraint, which involves no
+    # parameter of the system).
+    xs = jax.lax.stop_gradient(c).at[0].set(x0).at[-1].set(x1)
+    S = geometric_action_of(sde, xs, args)
+    ts = physical_times(sde, jax.lax.stop_gradient(xs), args)
+
+    if not callable(sde.diffusion):
+        spd_in = metric_is_spd(jnp.asarray(sde.diffusion, dtype=dtype))
+    else:
+        xm = 0.5 * (xs[:-1] + xs[1:])
+        spd_in = jnp.all(jax.vmap(lambda x: metric_is_spd(sde.D(0.0, x, args)))(xm))
+    result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
+    result = RESULTS.where(spd_in, result, RESULTS.invalid_diffusion)
+    result = RESULTS.where(finite_in, result, RESULTS.nonfinite_input)
+    converged = result == RESULTS.successful
+    sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
+    if throw:
+        sol = result.error_if(sol, ~converged)
+    return sol
+
+
+def minimize_geometric_action(
+    sde: SDE,
+    x0: ArrayLike,
+    x1: ArrayLike,
+    *,
+    n_nodes: int | None = None,
+    args: Any = None,
+    init: ArrayLike | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_steps: int = 500,
+    max_inner_steps: int = 20,
+    escape: float = 0.1,
+    throw: bool = True,
+) -> PathSolution:
+    r"""The most likely transition path from `x0` to `x1` over unbounded time: the minimiser
+    of the geometric action (CONVENTIONS.md)
+
+    $$\hat S[φ] = \tfrac12 \int_0^1 \big(|φ'|\,|f(φ)| - ⟨φ', f(φ)⟩\big)\,\mathrm{d}s,
+      \qquad ⟨u, v⟩ = u^\top D^{-1} v,$$
+
+    which equals the infimum over durations `T` of the fixed-time minimal action. From a
+    stable fixed point `x0`, `Ŝ(x1)` is the quasipotential; to a saddle it is the barrier.
+
+    **Arguments:**
+
+    - `sde`: an *autonomous* `nj.SDE` (the drift and diffusion are evaluated at `t = 0`).
+      `D` may be a scalar, a vector (diagonal), a full SPD matrix, or a callable of `x`
+      (evaluated at the midpoint of each segment).
+    - `x0`, `x1`: the endpoints, arrays of shape `(d,)`. They need not be fixed points.
+    - `n_nodes`: number of nodes including both endpoints (default 101, at least 3).
+    - `args`: passed to the drift and diffusion; differentiable (see below). Python floats
+      in it are turned into arrays, so a new value does not recompile.
+    - `init`: initial curve, shape `(n_nodes, d)` (default: the straight segment).
+    - `rtol`, `atol`: the solver stops when a round moves no node by more than
+      `atol + rtol·scale` (`scale`: the extent of the path), with every inner Newton solve
+      converged. Defaults `1e-8` (float64), `1e-5` (float32).
+    - `max_steps`: maximum total number of Newton steps; `max_inner_steps`: per round.
+    - `escape`: relative length of steps along negative curvature (see `nj.BlockNewton`);
+      this is what lets a straight initial curve on a symmetry axis leave it when the most
+      likely path does (Maier–Stein with `β > 4`).
+    - `throw`: raise if the solve fails; `throw=False` in batches gives each element its own
+      `result` and `converged`.
+
+    **Returns:** an `nj.PathSolution` with
+
+    - `xs`: the curve, `Array[n_nodes, d]`, nodes equidistant in (Euclidean) arclength;
+    - `action`: the discrete geometric action `Ŝ_h` (second-order accurate in the node
+      spacing);
+    - `ts`: a physical time at the nodes, `t_0 = 0` and `dt = |dφ| / |f|` on each segment
+      (at its midpoint, norms in the `D⁻¹` metric). This is the duration that minimises the
+      fixed-time action of each segment, so `nj.momentum`, `nj.energy`,
+      `nj.noether_charge` and `nj.action_of` work on the solution, and the quasi-energy is
+      `≈ 0`. The continuum time to leave or reach a fixed point is infinite; the discrete
+      one is finite (`ts[-1]` grows like `log n_nodes`); it is `inf` after a segment whose
+      midpoint is a fixed point.
+    - `stats`: `num_steps` (Newton steps), `num_rounds` (arclength redistributions),
+      `shift` (the last round's largest node movement).
+
+    **Method.** Midpoint discretisation of `Ŝ` on a polyline; damped Newton
+    (`nj.BlockNewton`, block-tridiagonal Hessian, saddle escape) on the normal displacements
+    of the nodes, alternating with redistribution to equal arclength, until the curve stops
+    moving. The action is gauge-safe: no NaN where the curve passes through a fixed point
+    (`|f| = 0`) or has zero-length segments.
+
+    **Differentiation.** `jax.grad` of `sol.action` with respect to `args` and parameters
+    held in `sde` uses the envelope theorem. `sol.xs` is not differentiated (zero
+    gradient).
+
+    **Batches.** `jax.vmap` over `x0`, `x1`, `args`, `init`, with `throw=False`.
+    """
+    if not isinstance(sde, SDE):
+        raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
+    x0 = as_state(x0, "x0")
+    x1 = as_state(x1, "x1")
+    if x0.shape != x1.shape:
+        raise ValueError(
+            f"`x0` and `x1` must have the same shape, got {x0.shape} and {x1.shape}."
+        )
+    dtype = jnp.result_type(x0, x1)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError("`x0` and `x1` must be real.")
+    x0, x1 = x0.astype(dtype), x1.astype(dtype)
+    d = x0.shape[0]
+    if init is not None:
+        init = jnp.asarray(init)
+        if init.ndim != 2 or init.shape[1] != d:
+            raise ValueError(f"`init` must have shape (n_nodes, {d}), got {init.shape}.")
+        if n_nodes is not None and init.shape[0] != n_nodes:
+            raise ValueError(f"`init` has {init.shape[0]} nodes but `n_nodes` is {n_nodes}.")
+        n_nodes = init.shape[0]
+    n_nodes = as_count(101 if n_nodes is None else n_nodes, "n_nodes")
+    if n_nodes < 3:
+        raise ValueError(f"`n_nodes` must be at least 3 (one interior node), got {n_nodes}.")
+    if init is None:
+        grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
+        init = x0[None] + grid[:, None] * (x1 - x0)[None]
+    init = init.astype(dtype)
+    args = float_args_as_arrays(args, dtype)
+    check_sde_calls(sde, jnp.zeros((), dtype), x0, args)
+    max_steps = as_count(max_steps, "max_steps")
+    max_inner_steps = as_count(max_inner_steps, "max_inner_steps")
+    if max_steps < 1 or max_inner_steps < 1:
+        raise ValueError("`max_steps` and `max_inner_steps` must be positive.")
+    return _minimize_geometric(
+        sde, x0, x1, args, init, rtol, atol, max_steps, max_inner_steps, escape, throw
+    )
