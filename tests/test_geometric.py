@@ -269,3 +269,12 @@ def test_barrier_refuses_points_that_are_not_attractors():
         nj.barrier(sde, jnp.array([-0.9, 0.0]), jnp.array([1.0, 0.0]), args=10.0)
     with pytest.raises(ValueError, match="not an attractor"):
         nj.barrier(sde, jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0]), args=10.0)
+
+
+def test_float32():
+    a, s = jnp.array([-1.0, 0.0], jnp.float32), jnp.array([0.0, 0.0], jnp.float32)
+    sol = nj.minimize_geometric_action(MS, a, s, n_nodes=51, args=10.0)
+    ref = nj.minimize_geometric_action(MS, A_MS, S_MS, n_nodes=51, args=10.0)
+    assert sol.xs.dtype == jnp.float32 and sol.action.dtype == jnp.float32
+    assert bool(sol.converged)
+    assert float(sol.action) == pytest.approx(float(ref.action), rel=1e-5)
