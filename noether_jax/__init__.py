@@ -39,5 +39,24 @@ from ._geometric import (
     leave_saddle as leave_saddle,
     relax as relax,
 )
+from ._symmetry import (
+    AbstractAffineFamily as AbstractAffineFamily,
+    AbstractGeneratorFamily as AbstractGeneratorFamily,
+    AffineGenerators as AffineGenerators,
+    ChargeReport as ChargeReport,
+    FamilySum as FamilySum,
+    Generator as Generator,
+    LinearGenerators as LinearGenerators,
+    Rotations as Rotations,
+    SymmetryConditions as SymmetryConditions,
+    Symmetries as Symmetries,
+    Translations as Translations,
+    VectorFieldBasis as VectorFieldBasis,
+    charge_report as charge_report,
+    find_symmetries as find_symmetries,
+    hamiltonian as hamiltonian,
+    integrate_hamilton as integrate_hamilton,
+    symmetry_conditions as symmetry_conditions,
+)
 
 __version__ = "0.1.0"

@@ -1,0 +1,411 @@
+r"""Families of candidate symmetry generators: finite bases of vector fields.
+
+A family is a linear space of vector fields spanned by `k` basis fields `ξ_1, ..., ξ_k`,
+
+$$ξ_c(x) = \sum_{j=1}^k c_j\, ξ_j(x), \qquad c ∈ \mathbb{R}^k,$$
+
+so that both symmetry conditions of CONVENTIONS.md are *linear* in the coefficients `c`.
+`nj.find_symmetries` finds the subspace of coefficients whose field is a symmetry.
+"""
+
+import abc
+import itertools
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+
+def _check_dim(d, cls: str) -> int:
+    if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 1:
+        raise ValueError(f"`nj.{cls}(d)`: `d` must be a positive Python int, got {d!r}.")
+    return int(d)
+
+
+def _format_combination(coefficients, names: Sequence[str]) -> str:
+    c = np.asarray(coefficients)
+    # Entries below sqrt(eps) of the largest are round-off of an orthonormal basis.
+    rel_tol = float(np.sqrt(np.finfo(c.dtype if c.dtype.kind == "f" else float).eps))
+    c = c.astype(float)
+    if c.size == 0 or not np.all(np.isfinite(c)):
+        return "0" if c.size == 0 else "nan"
+    big = np.max(np.abs(c))
+    if big == 0:
+        return "0"
+    terms = []
+    for cj, name in zip(c, names):
+        if abs(cj) <= rel_tol * big:
+            continue
+        sign = "-" if cj < 0 else "+"
+        mag = abs(cj)
+        coef = "" if abs(mag - 1) < 1e-12 else f"{mag:.4g}·"
+        terms.append(f"{sign} {coef}{name}")
+    out = " ".join(terms)
+    return out[2:] if out.startswith("+ ") else "-" + out[2:]
+
+
+class AbstractGeneratorFamily(eqx.Module):
+    r"""A finite-dimensional space of candidate generators (vector fields on `ℝ^d`),
+
+    $$ξ_c(x) = \sum_{j=1}^k c_j\,ξ_j(x),$$
+
+    spanned by `k = size` basis fields. Subclasses implement `basis(x) -> Array[k, d]`
+    (the values of all basis fields at `x`) and `dim`; `jacobians(x)` defaults to forward-mode
+    autodiff of `basis` and is overridden with exact constant matrices by the affine families.
+
+    Families can be combined with `|`: `nj.Translations(3) | nj.Rotations(3)` spans the
+    Euclidean algebra (`k = 6`). A family that spans a field twice (e.g.
+    `nj.Rotations(3) | nj.LinearGenerators(3)`) is fine: `nj.find_symmetries` discards the
+    redundant directions.
+    """
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int | None:
+        """The state dimension `d` (`None` if unknown until points are given)."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The number `k` of basis fields."""
+
+    @abc.abstractmethod
+    def basis(self, x: Float[Array, " d"]) -> Float[Array, "k d"]:
+        """The values `ξ_j(x)` of all basis fields at `x`, one per row."""
+
+    def jacobians(self, x: Float[Array, " d"]) -> Float[Array, "k d d"]:
+        """`∂ξ_j/∂x` at `x`: entry `[j, a, b] = ∂ξ_j^a / ∂x_b`."""
+        return jax.jacfwd(self.basis)(x)
+
+    def names(self) -> tuple[str, ...]:
+        """Short names of the basis fields (used by `describe`)."""
+        return tuple(f"ξ{j}" for j in range(self.size))
+
+    def affine(self, coefficients) -> tuple[Float[Array, "d d"], Float[Array, " d"]]:
+        """For affine families, `(M, b)` with `ξ_c(x) = M x + b`."""
+        raise ValueError(
+            f"`{type(self).__name__}` is not an affine family: its generators are not of the "
+            "form `M x + b`."
+        )
+
+    def describe(self, coefficients) -> str:
+        """`ξ_c` as a readable combination of the named basis fields."""
+        return _format_combination(coefficients, self.names())
+
+    def __call__(
+        self, coefficients: Float[Array, " k"], x: Float[Array, " d"]
+    ) -> Float[Array, " d"]:
+        """`ξ_c(x) = Σ_j c_j ξ_j(x)`."""
+        return jnp.asarray(coefficients, x.dtype) @ self.basis(x)
+
+    def __or__(self, other: "AbstractGeneratorFamily") -> "FamilySum":
+        return FamilySum((self, other))
+
+
+class AbstractAffineFamily(AbstractGeneratorFamily):
+    r"""A family of affine fields `ξ_j(x) = M_j x + b_j`, given by the constant matrices
+    `M_j` (`matrices()`, shape `(k, d, d)`) and offsets `b_j` (`offsets()`, shape `(k, d)`).
+    Jacobians are exact (`∂ξ_j/∂x = M_j`); `affine(c)` returns `(Σ c_j M_j, Σ c_j b_j)`.
+
+    The Noether charge of `ξ = M x + b` is `Q = pᵀ M x + p·b`.
+    """
+
+    @abc.abstractmethod
+    def matrices(self) -> Float[Array, "k d d"]:
+        """The linear parts `M_j`."""
+
+    @abc.abstractmethod
+    def offsets(self) -> Float[Array, "k d"]:
+        """The constant parts `b_j`."""
+
+    def basis(self, x):
+        M = self.matrices().astype(x.dtype)
+        b = self.offsets().astype(x.dtype)
+        return M @ x + b
+
+    def jacobians(self, x):
+        return self.matrices().astype(x.dtype)
+
+    def affine(self, coefficients):
+        c = jnp.asarray(coefficients)
+        M = jnp.tensordot(c, self.matrices().astype(c.dtype), axes=1)
+        b = c @ self.offsets().astype(c.dtype)
+        return M, b
+
+
+class Translations(AbstractAffineFamily):
+    r"""The `d` translations `ξ_i(x) = e_i` (named `e0, e1, ...`).
+
+    A drift that does not depend on `x_i` (and a noise that does not either) has the symmetry
+    `e_i`; its charge is the quasi-momentum `p·e_i = p_i`.
+    """
+
+    d: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _check_dim(self.d, "Translations")
+
+    @property
+    def dim(self):
+        return self.d
+
+    @property
+    def size(self):
+        return self.d
+
+    def matrices(self):
+        return jnp.zeros((self.d, self.d, self.d))
+
+    def offsets(self):
+        return jnp.eye(self.d)
+
+    def names(self):
+        return tuple(f"e{i}" for i in range(self.d))
+
+
+def _rotation_pairs(d: int) -> list[tuple[int, int]]:
+    return list(itertools.combinations(range(d), 2))
+
+
+class Rotations(AbstractAffineFamily):
+    r"""The `d(d−1)/2` infinitesimal rotations `ξ_{ij}(x) = A_{ij} x`, `i < j`, with
+    `A_{ij} = e_j e_iᵀ − e_i e_jᵀ` (antisymmetric), i.e. `ξ_{ij} = x_i e_j − x_j e_i`: the
+    rotation from axis `i` towards axis `j` (named `R01, R02, ...`).
+
+    Its charge is the quasi-angular momentum `pᵀ A_{ij} x = x_i p_j − x_j p_i = 𝐋_{ij}`, the
+    entry of `nj.angular_momentum`. Pairs are in lexicographic order `(0,1), (0,2), ...`.
+    """
+
+    d: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _check_dim(self.d, "Rotations")
+        if self.d < 2:
+            raise ValueError("`nj.Rotations(d)` needs `d >= 2` (there are no rotations in 1-D).")
+
+    @property
+    def dim(self):
+        return self.d
+
+    @property
+    def size(self):
+        return self.d * (self.d - 1) // 2
+
+    def matrices(self):
+        pairs = _rotation_pairs(self.d)
+        A = np.zeros((len(pairs), self.d, self.d))
+        for n, (i, j) in enumerate(pairs):
+            A[n, j, i], A[n, i, j] = 1.0, -1.0
+        return jnp.asarray(A, dtype=jnp.zeros(()).dtype)
+
+    def offsets(self):
+        return jnp.zeros((self.size, self.d))
+
+    def names(self):
+        sep = "," if self.d > 10 else ""
+        return tuple(f"R{i}{sep}{j}" for i, j in _rotation_pairs(self.d))
+
+
+class LinearGenerators(AbstractAffineFamily):
+    r"""All `d²` linear fields `ξ(x) = M x`: the basis `E_{ab}` (a single 1 in row `a`,
+    column `b`, i.e. `ξ = x_b e_a`, named `E01` etc.), in row-major order, so the coefficient
+    vector reshaped to `(d, d)` *is* `M`.
+
+    For a linear drift `f = A x` and constant `D`, the symmetries in this family are the
+    matrices `M` with `[M, A] = 0` and `M D + D Mᵀ = 0`.
+    """
+
+    d: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _check_dim(self.d, "LinearGenerators")
+
+    @property
+    def dim(self):
+        return self.d
+
+    @property
+    def size(self):
+        return self.d * self.d
+
+    def matrices(self):
+        return jnp.eye(self.d * self.d).reshape(self.d * self.d, self.d, self.d)
+
+    def offsets(self):
+        return jnp.zeros((self.size, self.d))
+
+    def names(self):
+        sep = "," if self.d > 10 else ""
+        return tuple(f"E{a}{sep}{b}" for a in range(self.d) for b in range(self.d))
+
+
+class AffineGenerators(AbstractAffineFamily):
+    r"""All `d² + d` affine fields `ξ(x) = M x + b`: first the `d²` fields of
+    `nj.LinearGenerators(d)` (row-major `M`), then the `d` translations `e_i`."""
+
+    d: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        _check_dim(self.d, "AffineGenerators")
+
+    @property
+    def dim(self):
+        return self.d
+
+    @property
+    def size(self):
+        return self.d * self.d + self.d
+
+    def matrices(self):
+        d = self.d
+        return jnp.concatenate(
+            [jnp.eye(d * d).reshape(d * d, d, d), jnp.zeros((d, d, d))], axis=0
+        )
+
+    def offsets(self):
+        d = self.d
+        return jnp.concatenate([jnp.zeros((d * d, d)), jnp.eye(d)], axis=0)
+
+    def names(self):
+        return LinearGenerators(self.d).names() + Translations(self.d).names()
+
+
+class VectorFieldBasis(AbstractGeneratorFamily):
+    r"""Your own family: a finite basis of vector fields, each a callable `x -> Array[d]`
+    (a function, or an `equinox.Module`, e.g. a small network). Jacobians come from
+    forward-mode autodiff.
+
+    **Arguments:**
+
+    - `fields`: a sequence of callables `ξ_j(x)`.
+    - `d`: the state dimension; optional (taken from `points` by `nj.find_symmetries`).
+    - `names`: optional names of the fields, for `describe()`.
+
+    Example: `nj.VectorFieldBasis([lambda x: x, lambda x: x**2 - 1])` (scalings and a
+    nonlinear field).
+    """
+
+    fields: tuple[Callable, ...]
+    d: int | None = eqx.field(static=True, default=None)
+    field_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
+
+    def __init__(self, fields: Sequence[Callable], d: int | None = None, names=None):
+        fields = tuple(fields)
+        if len(fields) == 0:
+            raise ValueError("`nj.VectorFieldBasis(fields)`: give at least one vector field.")
+        for i, g in enumerate(fields):
+            if not callable(g):
+                raise ValueError(
+                    f"`nj.VectorFieldBasis(fields)`: field {i} is a {type(g).__name__}, not a "
+                    "callable `x -> Array[d]`."
+                )
+        if d is not None:
+            d = _check_dim(d, "VectorFieldBasis")
+        if names is not None:
+            names = tuple(str(n) for n in names)
+            if len(names) != len(fields):
+                raise ValueError(
+                    f"`nj.VectorFieldBasis`: {len(names)} names for {len(fields)} fields."
+                )
+        self.fields = fields
+        self.d = d
+        self.field_names = names
+
+    @property
+    def dim(self):
+        return self.d
+
+    @property
+    def size(self):
+        return len(self.fields)
+
+    def basis(self, x):
+        return jnp.stack([jnp.asarray(g(x), dtype=x.dtype) for g in self.fields])
+
+    def names(self):
+        if self.field_names is not None:
+            return self.field_names
+        return tuple(f"ξ{j}" for j in range(self.size))
+
+
+class FamilySum(AbstractGeneratorFamily):
+    r"""The span of several families (`fam_a | fam_b`): their bases concatenated, in order.
+    Each part keeps its own (exact) Jacobians. Affine if every part is."""
+
+    families: tuple[AbstractGeneratorFamily, ...]
+
+    def __init__(self, families: Sequence[AbstractGeneratorFamily]):
+        flat = []
+        for fam in families:
+            if not isinstance(fam, AbstractGeneratorFamily):
+                raise ValueError(
+                    "families combine with `|` only with other families (e.g. "
+                    f"`nj.Translations(d) | nj.Rotations(d)`), got {type(fam).__name__}."
+                )
+            flat.extend(fam.families if isinstance(fam, FamilySum) else [fam])
+        dims = {fam.dim for fam in flat if fam.dim is not None}
+        if len(dims) > 1:
+            raise ValueError(
+                f"families of different dimensions cannot be combined: got d = {sorted(dims)}."
+            )
+        self.families = tuple(flat)
+
+    @property
+    def dim(self):
+        dims = [fam.dim for fam in self.families if fam.dim is not None]
+        return dims[0] if dims else None
+
+    @property
+    def size(self):
+        return sum(fam.size for fam in self.families)
+
+    def basis(self, x):
+        return jnp.concatenate([fam.basis(x) for fam in self.families], axis=0)
+
+    def jacobians(self, x):
+        return jnp.concatenate([fam.jacobians(x) for fam in self.families], axis=0)
+
+    def names(self):
+        return tuple(n for fam in self.families for n in fam.names())
+
+    def _split(self, coefficients):
+        sizes = np.cumsum([fam.size for fam in self.families])[:-1]
+        return jnp.split(jnp.asarray(coefficients), sizes)
+
+    def affine(self, coefficients):
+        if not all(isinstance(f, AbstractAffineFamily) for f in self.families):
+            return super().affine(coefficients)
+        parts = [fam.affine(c) for fam, c in zip(self.families, self._split(coefficients))]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+class Generator(eqx.Module):
+    r"""A vector field `ξ(x) = Σ_j c_j ξ_j(x)` of a family, callable as `g(x) -> Array[d]`
+    (so it can be passed to `nj.noether_charge`).
+
+    **Attributes:** `family`, `coefficients` (`Array[k]`).
+
+    `describe()` writes it in terms of the family's named basis fields; for affine families
+    `affine()` returns `(M, b)` with `ξ(x) = M x + b` (a rotation has `b = 0`, `M = −Mᵀ`).
+    """
+
+    family: AbstractGeneratorFamily
+    coefficients: Float[Array, " k"]
+
+    def __call__(self, x: Float[Array, " d"]) -> Float[Array, " d"]:
+        return self.family(self.coefficients, x)
+
+    def affine(self) -> tuple[Float[Array, "d d"], Float[Array, " d"]]:
+        """`(M, b)` with `ξ(x) = M x + b` (affine families only)."""
+        return self.family.affine(self.coefficients)
+
+    def describe(self) -> str:
+        return self.family.describe(self.coefficients)
+
+    def __repr__(self):
+        if isinstance(self.coefficients, jax.core.Tracer) or jnp.ndim(self.coefficients) != 1:
+            return f"Generator({type(self.family).__name__}, coefficients={self.coefficients})"
+        return f"Generator({self.describe()})"

@@ -1,0 +1,600 @@
+r"""Detecting symmetries: null spaces of the linearised symmetry conditions.
+
+A generator `ξ` makes the charge `Q_ξ = p·ξ` conserved along every most likely path when, for
+every `t` (CONVENTIONS.md),
+
+1. `[ξ, f] = (∂ξ/∂x) f − (∂f/∂x) ξ = 0`, and
+2. `(∂ξ/∂x) D + D (∂ξ/∂x)ᵀ − (ξ·∇) D = 0` (ξ preserves the noise metric).
+
+Both are linear in the coefficients `c` of `ξ_c = Σ c_j ξ_j`. Evaluated at sample points
+`x_1..x_P` and times `t_1..t_T` they stack into a matrix `C` (one column per basis field);
+the symmetries are its null space, found by an SVD.
+"""
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+
+from .._sde import SDE, check_diffusion_shape
+from ._families import AbstractGeneratorFamily, Generator
+
+# Times at which the explicit time dependence of `f` and `D` is measured when `times=None`.
+# Irrational spacings, so that a periodic dependence is unlikely to vanish at all of them.
+DEFAULT_CHECK_TIMES = (0.0, 1.0 / math.sqrt(2.0), math.sqrt(2.0), math.sqrt(5.0))
+
+
+def default_rtol(dtype) -> float:
+    """`sqrt(eps)`: about `1.5e-8` in float64, `3.5e-4` in float32."""
+    return float(np.sqrt(np.finfo(dtype).eps))
+
+
+def _full_metric(D: Array, d: int) -> Float[Array, "d d"]:
+    if D.ndim == 0:
+        return D * jnp.eye(d, dtype=D.dtype)
+    if D.ndim == 1:
+        return jnp.diag(D)
+    return D
+
+
+class SymmetryConditions(eqx.Module):
+    r"""The linearised, normalised symmetry conditions of `nj.symmetry_conditions`.
+
+    With `ℓ² = mean_k |x_k|² / d` (the typical size of a coordinate at the points) and `N`
+    the number of (time, point) pairs:
+
+    - `drift`: rows `[ξ_j, f](t, x) / (ℓ s_f √N)`, where
+      `s_f² = mean_{t,x} (|f|²/ℓ² + ‖∂f/∂x‖²_F)` (a rate, 1/time).
+    - `metric`: rows `((∂ξ_j/∂x) D + D (∂ξ_j/∂x)ᵀ − (ξ_j·∇)D) / (s_D √N)`, upper triangle,
+      off-diagonal entries times `√2` (so the rows' norm is the Frobenius norm), where
+      `s_D² = mean_{t,x} (4‖D‖²_F + ℓ² Σ_i ‖∂_i D‖²_F)`.
+    - `norm`: rows `(ξ_j(x)/ℓ, ∂ξ_j/∂x) / √P` over the points: `‖norm @ c‖` is the size of
+      the generator `ξ_c`, `(mean_x |ξ_c|²/ℓ² + ‖∂ξ_c/∂x‖²_F)^{1/2}`.
+
+    At each sample, by Cauchy–Schwarz, `|[ξ, f]| / ℓ ≤ n_ξ(x) s_f(t, x)` and the metric
+    defect is `≤ n_ξ(x) s_D(t, x)` (pointwise sizes, whose mean squares are the scales
+    above). So for a generator of unit size each block's residual is a *relative* symmetry
+    breaking, comparing the defect with the size of the terms that must cancel: dimensionless,
+    independent of the units of `x`, `t` and of how the basis is scaled, and of order one
+    (at most one when the sizes are uniform over the samples) for a badly broken symmetry.
+
+    - `drift_time_dependence = RMS|∂f/∂t| / (ℓ ν²)` and
+      `noise_time_dependence = RMS‖∂D/∂t‖_F / (ℓ² ν²)`, with the system's rate
+      `ν = s_f + RMS‖D‖_F / ℓ²` (drift rate plus diffusion rate at scale `ℓ`): how much `f`
+      and `D` change explicitly over the time `1/ν`, relative to their own size.
+    """
+
+    drift: Float[Array, "rows_f k"]
+    metric: Float[Array, "rows_m k"]
+    norm: Float[Array, "rows_n k"]
+    length_scale: Float[Array, ""]
+    drift_scale: Float[Array, ""]
+    noise_scale: Float[Array, ""]
+    rate: Float[Array, ""]
+    drift_time_dependence: Float[Array, ""]
+    noise_time_dependence: Float[Array, ""]
+
+
+def _conditions(sde, family, points, times, check_times, args) -> SymmetryConditions:
+    P, d = points.shape
+    T = times.shape[0]
+    k = family.size
+    dtype = points.dtype
+    noise_callable = callable(sde.diffusion)
+    eye = jnp.eye(d, dtype=dtype)
+
+    ell2 = jnp.mean(jnp.sum(points**2, axis=-1)) / d
+    ell2 = jnp.where(ell2 > 0, ell2, 1.0)  # all points at the origin: use unit length
+    ell = jnp.sqrt(ell2)
+
+    # The family does not depend on time: its values and Jacobians once per point.
+    vals = jax.vmap(family.basis)(points)  # (P, k, d)
+    jacs = jax.vmap(family.jacobians)(points)  # (P, k, d, d)
+
+    def D_full(t, x):
+        return _full_metric(sde.D(t, x, args), d)
+
+    def at(t, x, v, J):
+        f, f_lin = jax.linearize(lambda y: sde.f(t, y, args), x)
+        # [ξ_j, f] = (∂ξ_j/∂x) f − (∂f/∂x) ξ_j by JVPs: one of the basis along f, and the
+        # drift, linearised once, applied to every ξ_j.
+        Jxi_f = jax.jvp(family.basis, (x,), (f,))[1]
+        Jf_xi = jax.vmap(f_lin)(v)
+        comm = Jxi_f - Jf_xi  # (k, d)
+        Jf = jax.vmap(f_lin)(eye)  # columns of ∂f/∂x, only for the scale
+        if noise_callable:
+            Dx, D_lin = jax.linearize(lambda y: D_full(t, y), x)
+            dD_xi = jax.vmap(D_lin)(v)  # (ξ_j·∇) D
+            dD = jax.vmap(D_lin)(eye)
+        else:
+            Dx = D_full(t, x)
+            dD_xi = jnp.zeros((k, d, d), dtype)
+            dD = jnp.zeros((d, d, d), dtype)
+        met = J @ Dx + Dx @ jnp.swapaxes(J, -1, -2) - dD_xi  # (k, d, d)
+        f_size2 = jnp.sum(f**2) / ell2 + jnp.sum(Jf**2)
+        D_size2 = 4 * jnp.sum(Dx**2) + ell2 * jnp.sum(dD**2)
+        return comm, met, f_size2, D_size2, jnp.sum(Dx**2)
+
+    over_points = jax.vmap(at, in_axes=(None, 0, 0, 0))
+    comm, met, f_size2, D_size2, D_norm2 = jax.vmap(over_points, in_axes=(0, None, None, None))(
+        times, points, vals, jacs
+    )
+    N = T * P
+    s_f = jnp.sqrt(jnp.mean(f_size2))
+    s_D = jnp.sqrt(jnp.mean(D_size2))
+    nu = s_f + jnp.sqrt(jnp.mean(D_norm2)) / ell2
+    # A zero drift gives an all-zero block; any nonzero scale then leaves it zero.
+    s_f_safe = jnp.where(s_f > 0, s_f, 1.0)
+    s_D_safe = jnp.where(s_D > 0, s_D, 1.0)
+    nu_safe = jnp.where(nu > 0, nu, 1.0)
+
+    drift_rows = jnp.swapaxes(comm, -1, -2).reshape(N * d, k) / (ell * s_f_safe * math.sqrt(N))
+    iu, ju = np.triu_indices(d)
+    w = jnp.asarray(np.where(iu == ju, 1.0, math.sqrt(2.0)), dtype)
+    met_ut = met[..., iu, ju] * w  # (T, P, k, m)
+    metric_rows = jnp.swapaxes(met_ut, -1, -2).reshape(N * len(iu), k) / (s_D_safe * math.sqrt(N))
+    norm_cols = jnp.concatenate([vals / ell, jacs.reshape(P, k, d * d)], axis=-1)
+    norm_rows = jnp.swapaxes(norm_cols, -1, -2).reshape(P * (d + d * d), k) / math.sqrt(P)
+
+    def dt_at(t, x):
+        one = jnp.ones_like(t)
+        ft = jax.jvp(lambda s: sde.f(s, x, args), (t,), (one,))[1]
+        if noise_callable:
+            Dt = jax.jvp(lambda s: D_full(s, x), (t,), (one,))[1]
+        else:
+            Dt = jnp.zeros((d, d), dtype)
+        return jnp.sum(ft**2), jnp.sum(Dt**2)
+
+    ft2, Dt2 = jax.vmap(jax.vmap(dt_at, in_axes=(None, 0)), in_axes=(0, None))(
+        check_times, points
+    )
+    r_f = jnp.sqrt(jnp.mean(ft2)) / (ell * nu_safe**2)
+    r_D = jnp.sqrt(jnp.mean(Dt2)) / (ell2 * nu_safe**2)
+    return SymmetryConditions(
+        drift=drift_rows,
+        metric=metric_rows,
+        norm=norm_rows,
+        length_scale=ell,
+        drift_scale=s_f,
+        noise_scale=s_D,
+        rate=nu,
+        drift_time_dependence=r_f,
+        noise_time_dependence=r_D,
+    )
+
+
+_conditions_jit = eqx.filter_jit(_conditions)
+
+
+def _whitening(B: Float[Array, "m k"], rtol) -> tuple[Float[Array, "k k"], Bool[Array, " k"]]:
+    """`W` with `(B W)ᵀ(B W) = diag(keep)`: coordinates in which every direction of
+    coefficient space is a generator of unit size. Directions that give (to `rtol`) the zero
+    field at the points — a family that spans a field twice — are dropped (`keep = False`)."""
+    k = B.shape[1]
+    if B.shape[0] < k:
+        B = jnp.concatenate([B, jnp.zeros((k - B.shape[0], k), B.dtype)], axis=0)
+    _, S, VT = jnp.linalg.svd(B, full_matrices=False)
+    keep = S > rtol * S[0]
+    inv = jnp.where(keep, 1.0 / jnp.where(keep, S, 1.0), 0.0)
+    return VT.T * inv[None, :], keep
+
+
+def _canonical_basis(directions, null):
+    """An orthonormal basis (rows) of the span of the null directions, chosen canonically:
+    pivoted QR of the orthogonal projector onto the span picks, one after another, the basis
+    field with the largest component in what is left, so a symmetry that *is* a basis field
+    comes out as that field. Rows past the number of symmetries are zero."""
+    k = directions.shape[1]
+    num = jnp.sum(null)
+    # The null directions come first (ascending singular values), so the first `num`
+    # columns of Q span them.
+    N = jnp.where(null[:, None], directions, 0.0).T
+    Q, _ = jnp.linalg.qr(N)
+    m = jnp.arange(k) < num
+    P = (Q * m[None, :]) @ Q.T
+    Q2, _, _ = jax.scipy.linalg.qr(P, pivoting=True)
+    # Sign: the first significant entry of each basis vector is positive.
+    big = jnp.max(jnp.abs(Q2), axis=0)
+    first = jnp.argmax(jnp.abs(Q2) > 1e-6 * big[None, :], axis=0)
+    sign = jnp.sign(Q2[first, jnp.arange(k)])
+    sign = jnp.where(sign == 0, 1.0, sign)
+    basis = (Q2 * sign[None, :]).T
+    return jnp.where(m[:, None], basis, 0.0)
+
+
+def _spectrum(C, W, keep, rtol):
+    """Singular values (ascending), unit-size directions, canonical basis, count and cut."""
+    A = C @ W
+    big = 2.0 * (jnp.linalg.norm(A) + 1.0)
+    # Dropped (redundant) directions get the singular value `big`, above every real one
+    # (`σ ≤ ‖A‖_F`), so they separate cleanly and the sizes stay fixed (jit, vmap).
+    A_aug = jnp.concatenate([A, jnp.diag(jnp.where(keep, 0.0, big))], axis=0)
+    _, S, VT = jnp.linalg.svd(A_aug, full_matrices=False)
+    S, Z = S[::-1], VT[::-1]
+    redundant = S > 0.5 * big
+    S = jnp.where(redundant, jnp.inf, S)
+    directions = jnp.where(redundant[:, None], 0.0, Z @ W.T)
+    # The normalisation makes a broken symmetry's σ of order one, so the cut is `rtol`;
+    # relative to the largest σ should that exceed one.
+    tol = rtol * jnp.maximum(1.0, jnp.max(jnp.where(redundant, 0.0, S)))
+    null = S <= tol
+    return S, directions, _canonical_basis(directions, null), jnp.sum(null), tol
+
+
+def _concrete_count(n, what: str) -> int:
+    if isinstance(n, jax.core.Tracer):
+        raise ValueError(
+            f"`{what}` is a Python list whose length depends on the data, so it is not "
+            "available inside `jit`/`vmap`. Use the fixed-size arrays `basis`, "
+            "`num_symmetries` (and their `drift_` versions) there."
+        )
+    n = np.asarray(n)
+    if n.ndim != 0:
+        raise ValueError(
+            f"`{what}` of a batched result (from `vmap`): select one system first, e.g. "
+            "`jax.tree.map(lambda a: a[i], res)`."
+        )
+    return int(n)
+
+
+class Symmetries(eqx.Module):
+    r"""What `nj.find_symmetries` found. All arrays have fixed sizes (`k` = family size), so
+    the result can come out of `jit` and `vmap`; the Python lists (`generators`, ...) need a
+    concrete, unbatched result.
+
+    **Symmetries (both conditions):**
+
+    - `generators`: list of `nj.Generator`, callables `g(x) -> Array[d]`; their number is the
+      dimension of the symmetry algebra found in the family. Their coefficient vectors
+      (`coefficients`, shape `(r, k)`) are orthonormal, and chosen canonically (a symmetry
+      that is a basis field of the family is returned as that field).
+    - `num_symmetries`, `basis` (`(k, k)`: the first `num_symmetries` rows are
+      `coefficients`, the other rows zero).
+    - `singular_values` (`(k,)`, ascending): the relative residual of the conditions along
+      each direction of the family (see `nj.SymmetryConditions`: for a generator of unit size,
+      the size of `[ξ, f]` and of the metric defect relative to the terms that must cancel;
+      of order one when badly broken). Exact symmetries have `σ ≈ 0` (round-off); the
+      smallest nonzero values
+      measure how far each near-symmetry is from exact (a perturbation of size `ε` gives
+      `σ ∝ ε`). Directions a family spans twice are reported as `inf`.
+    - `directions` (`(k, k)`): row `i` is the coefficient vector of the unit-size generator
+      with residual `singular_values[i]` (`near_generators` wraps them).
+
+    **Drift-only symmetries** (`[ξ, f] = 0` only, the noise ignored; a superset): the same
+    with the prefix `drift_`. A drift-only symmetry that is not in `generators` is broken by
+    the noise, and its charge is *not* conserved.
+
+    **Time translation:** `time_translation` is `True` when neither `f` nor `D` depends
+    explicitly on `t` (to `tolerance`), so the quasi-energy `H` is conserved;
+    `time_dependence` is the measured relative size (`nj.SymmetryConditions`),
+    `drift_time_dependence` and `noise_time_dependence` its parts.
+
+    `mask` (`(k,)`): which rows of `basis` are symmetries, usable on batched results.
+
+    `tolerance`: the cut on singular values, `rtol · max(1, σ_max)`; `scales`: the length
+    `ℓ`, drift rate
+    `s_f`, noise scale `s_D` and system rate `ν` used for the normalisation.
+    """
+
+    family: AbstractGeneratorFamily
+    singular_values: Float[Array, " k"]
+    directions: Float[Array, "k k"]
+    basis: Float[Array, "k k"]
+    num_symmetries: Int[Array, ""]
+    drift_singular_values: Float[Array, " k"]
+    drift_directions: Float[Array, "k k"]
+    drift_basis: Float[Array, "k k"]
+    num_drift_symmetries: Int[Array, ""]
+    num_redundant: Int[Array, ""]
+    time_translation: Bool[Array, ""]
+    time_dependence: Float[Array, ""]
+    drift_time_dependence: Float[Array, ""]
+    noise_time_dependence: Float[Array, ""]
+    tolerance: Float[Array, ""]
+    scales: dict[str, Array]
+
+    @property
+    def mask(self) -> Bool[Array, " k"]:
+        """Which rows of `basis` are symmetries (fixed size; works on batched results)."""
+        k = self.basis.shape[-1]
+        return jnp.arange(k) < jnp.asarray(self.num_symmetries)[..., None]
+
+    @property
+    def coefficients(self) -> Float[Array, "r k"]:
+        """Orthonormal coefficient vectors (rows) of the symmetries."""
+        return self.basis[: _concrete_count(self.num_symmetries, "coefficients")]
+
+    @property
+    def generators(self) -> list[Generator]:
+        """The symmetries (both conditions): their charges `p·ξ` are conserved."""
+        n = _concrete_count(self.num_symmetries, "generators")
+        return [Generator(self.family, self.basis[i]) for i in range(n)]
+
+    @property
+    def drift_coefficients(self) -> Float[Array, "r k"]:
+        return self.drift_basis[: _concrete_count(self.num_drift_symmetries, "drift_coefficients")]
+
+    @property
+    def drift_generators(self) -> list[Generator]:
+        """Symmetries of the drift alone (`[ξ, f] = 0`), ignoring the noise. Includes
+        `generators`; the others are broken by the noise: their charges are NOT conserved."""
+        n = _concrete_count(self.num_drift_symmetries, "drift_generators")
+        return [Generator(self.family, self.drift_basis[i]) for i in range(n)]
+
+    def near_generators(self, threshold: float) -> list[tuple[float, Generator]]:
+        """Approximate symmetries: `(σ, generator)` for every direction with singular value
+        `σ ≤ threshold`, ascending (the exact ones first). Each generator has unit size
+        (`nj.SymmetryConditions.norm`), so `σ` is its relative symmetry breaking."""
+        S = np.asarray(self.singular_values)
+        if S.ndim != 1:
+            _concrete_count(self.num_symmetries, "near_generators")
+        return [
+            (float(s), Generator(self.family, self.directions[i]))
+            for i, s in enumerate(S)
+            if s <= threshold
+        ]
+
+    def __str__(self):
+        try:
+            gens = self.generators
+            drift = self.drift_generators
+        except ValueError:
+            return repr(self)
+        lines = [
+            f"{len(gens)} symmetr{'y' if len(gens) == 1 else 'ies'} in "
+            f"{type(self.family).__name__} (k = {self.family.size}), tolerance "
+            f"{float(self.tolerance):.1e}:"
+        ]
+        lines += [f"  {g.describe()}" for g in gens]
+        if len(drift) > len(gens):
+            lines.append(
+                f"{len(drift)} drift-only symmetries (the noise breaks "
+                f"{len(drift) - len(gens)} of them)"
+            )
+        S = np.asarray(self.singular_values)
+        shown = ", ".join(f"{s:.2e}" for s in S[:8])
+        lines.append(f"singular values (ascending): {shown}{', ...' if S.size > 8 else ''}")
+        tt = bool(self.time_translation)
+        lines.append(
+            f"time translation: {'yes (quasi-energy conserved)' if tt else 'no'} "
+            f"(relative time dependence {float(self.time_dependence):.1e})"
+        )
+        return "\n".join(lines)
+
+
+@eqx.filter_jit
+def _find(sde, family, points, times, check_times, args, rtol) -> Symmetries:
+    cond = _conditions(sde, family, points, times, check_times, args)
+    W, keep = _whitening(cond.norm, rtol)
+    S, dirs, basis, num, tol = _spectrum(
+        jnp.concatenate([cond.drift, cond.metric], axis=0), W, keep, rtol
+    )
+    S_f, dirs_f, basis_f, num_f, _ = _spectrum(cond.drift, W, keep, rtol)
+    td = jnp.sqrt(cond.drift_time_dependence**2 + cond.noise_time_dependence**2)
+    return Symmetries(
+        family=family,
+        singular_values=S,
+        directions=dirs,
+        basis=basis,
+        num_symmetries=num,
+        drift_singular_values=S_f,
+        drift_directions=dirs_f,
+        drift_basis=basis_f,
+        num_drift_symmetries=num_f,
+        num_redundant=jnp.sum(~keep),
+        time_translation=td <= rtol,
+        time_dependence=td,
+        drift_time_dependence=cond.drift_time_dependence,
+        noise_time_dependence=cond.noise_time_dependence,
+        tolerance=tol,
+        scales=dict(
+            length=cond.length_scale,
+            drift=cond.drift_scale,
+            noise=cond.noise_scale,
+            rate=cond.rate,
+        ),
+    )
+
+
+def _prepare(sde, family, points, times, args, key, n_points, where: str):
+    """Validate the inputs (ValueError at trace time) and fill in the defaults."""
+    if not isinstance(sde, SDE):
+        raise ValueError(f"`{where}`: `sde` must be an `nj.SDE`, got {type(sde).__name__}.")
+    if not isinstance(family, AbstractGeneratorFamily):
+        raise ValueError(
+            f"`{where}`: `family` must be a generator family such as `nj.Rotations(d)`, "
+            f"`nj.LinearGenerators(d)` or `nj.VectorFieldBasis([...])`; got "
+            f"{type(family).__name__}."
+        )
+    d = family.dim
+    if points is None:
+        if d is None:
+            raise ValueError(
+                f"`{where}`: the family does not know the state dimension; pass `points` "
+                "(shape (P, d)) or give the family `d=`."
+            )
+        if n_points is None:
+            n_points = max(32, 4 * d)
+        if (
+            not isinstance(n_points, (int, np.integer))
+            or isinstance(n_points, bool)
+            or n_points < 1
+        ):
+            raise ValueError(f"`{where}`: `n_points` must be a positive int, got {n_points!r}.")
+        key = jax.random.key(0) if key is None else key
+        points = jax.random.normal(key, (int(n_points), d), dtype=jnp.zeros(()).dtype)
+    else:
+        if n_points is not None:
+            raise ValueError(f"`{where}`: pass either `points` or `n_points`, not both.")
+        if not isinstance(points, (jax.Array, np.ndarray)):
+            try:
+                points = jnp.asarray(points, dtype=float)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"`{where}`: `points` must be an array of shape (P, d).") from e
+        if not jnp.issubdtype(points.dtype, jnp.floating):
+            raise ValueError(
+                f"`{where}`: `points` must be a floating-point array, got dtype {points.dtype}."
+            )
+        points = jnp.asarray(points)
+        if points.ndim != 2 or points.shape[0] < 1:
+            raise ValueError(
+                f"`{where}`: `points` must have shape (P, d) with P >= 1 (one point per row), "
+                f"got shape {points.shape}. For a single point use `x[None]`."
+            )
+        if d is not None and points.shape[1] != d:
+            raise ValueError(
+                f"`{where}`: `points` has shape {points.shape} but the family "
+                f"`{type(family).__name__}` is {d}-dimensional: give points of shape (P, {d})."
+            )
+        d = points.shape[1]
+    dtype = points.dtype
+    if times is None:
+        times = jnp.zeros((1,), dtype)
+        check_times = jnp.asarray(DEFAULT_CHECK_TIMES, dtype)
+    else:
+        times = jnp.asarray(times)
+        if times.ndim == 0:
+            times = times[None]
+        if times.ndim != 1 or times.shape[0] < 1:
+            raise ValueError(
+                f"`{where}`: `times` must be a 1-D array of times (shape (m,)), got shape "
+                f"{times.shape}."
+            )
+        if not (
+            jnp.issubdtype(times.dtype, jnp.floating) or jnp.issubdtype(times.dtype, jnp.integer)
+        ):
+            raise ValueError(f"`{where}`: `times` must be real, got dtype {times.dtype}.")
+        times = times.astype(dtype)
+        check_times = times
+
+    # What the user's functions return, checked once at trace time.
+    x_s = jax.ShapeDtypeStruct((d,), dtype)
+    t_s = jax.ShapeDtypeStruct((), dtype)
+    try:
+        f_struct = jax.eval_shape(lambda t, x: sde.f(t, x, args), t_s, x_s)
+    except Exception as e:  # noqa: BLE001 - report the user's error with context
+        raise ValueError(
+            f"`{where}`: calling `drift(t, x, args)` with x of shape ({d},) failed: {e}"
+        ) from e
+    if tuple(f_struct.shape) != (d,):
+        raise ValueError(
+            f"`{where}`: `drift(t, x, args)` must return shape ({d},) like the points, got "
+            f"{tuple(f_struct.shape)}. Is the family's / the points' dimension right?"
+        )
+    try:
+        D_struct = jax.eval_shape(lambda t, x: sde.D(t, x, args), t_s, x_s)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"`{where}`: evaluating the diffusion `D` failed: {e}") from e
+    check_diffusion_shape(D_struct, d, where=f"`{where}`: the diffusion `D`")
+    try:
+        b_struct = jax.eval_shape(family.basis, x_s)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"`{where}`: evaluating the family's vector fields failed: {e}") from e
+    if tuple(b_struct.shape) != (family.size, d):
+        raise ValueError(
+            f"`{where}`: every vector field of the family must return shape ({d},) like `x`; "
+            f"the basis evaluated to shape {tuple(b_struct.shape)} instead of "
+            f"({family.size}, {d})."
+        )
+    return points, times, check_times, dtype
+
+
+def symmetry_conditions(
+    sde: SDE,
+    family: AbstractGeneratorFamily,
+    points: ArrayLike,
+    times: ArrayLike | None = None,
+    args: Any = None,
+) -> SymmetryConditions:
+    r"""The matrices of the linearised symmetry conditions (see `nj.SymmetryConditions`),
+    the heavy part of `nj.find_symmetries`: jit- and vmap-able, with fixed shapes.
+
+    Column `j` belongs to basis field `ξ_j`; `ξ_c` is a symmetry iff
+    `drift @ c = 0` and `metric @ c = 0`, evaluated at every point of `points` (shape
+    `(P, d)`) and time of `times` (default `[0]`; the time dependence is then measured at a
+    few fixed times, `DEFAULT_CHECK_TIMES`).
+    """
+    points, times, check_times, _ = _prepare(sde, family, points, times, args, None, None,
+                                             "nj.symmetry_conditions")
+    return _conditions_jit(sde, family, points, times, check_times, args)
+
+
+def find_symmetries(
+    sde: SDE,
+    family: AbstractGeneratorFamily,
+    *,
+    points: ArrayLike | None = None,
+    times: ArrayLike | None = None,
+    args: Any = None,
+    key: PRNGKeyArray | None = None,
+    n_points: int | None = None,
+    rtol: float | None = None,
+) -> Symmetries:
+    r"""The generators in `family` whose Noether charge `p·ξ` is conserved by `sde`.
+
+    A generator `ξ_c = Σ_j c_j ξ_j` is returned when both conditions of CONVENTIONS.md hold
+    at every point and time sampled:
+
+    1. `[ξ, f] = (∂ξ/∂x) f − (∂f/∂x) ξ = 0` (the flow of `ξ` maps solutions of the drift to
+       solutions);
+    2. `(∂ξ/∂x) D + D (∂ξ/∂x)ᵀ = (ξ·∇) D` (`ξ` preserves the noise metric; for isotropic
+       constant `D`, `ξ` is a translation or a rotation).
+
+    Named cases: a translation `ξ = e` gives the quasi-momentum `p·e`; a rotation `ξ = A x`
+    (`A = −Aᵀ`) the quasi-angular momentum `pᵀ A x`; time translation (no explicit `t` in
+    `f` and `D`) the quasi-energy `H = pᵀDp + fᵀp` (`res.time_translation`).
+
+    **Arguments:**
+
+    - `sde`: an `nj.SDE`.
+    - `family`: the candidates: `nj.Translations(d)`, `nj.Rotations(d)`,
+      `nj.LinearGenerators(d)`, `nj.AffineGenerators(d)`, `nj.VectorFieldBasis([...])`, or a
+      combination with `|`.
+    - `points`: `Array[P, d]`, where the conditions are imposed. Default: `n_points`
+      (default `max(32, 4d)`) standard normal points drawn with `key` (default
+      `jax.random.key(0)`). Pass points at the scale of your system (e.g. a path's nodes, or
+      data) when it is not of order one around the origin.
+    - `times`: `Array[m]`, the times at which a time-dependent system is checked (every
+      condition must hold at all of them). Default: `t = 0` for the generators; the
+      time-translation check then uses a few fixed times (`DEFAULT_CHECK_TIMES`).
+    - `args`: passed to the drift and diffusion.
+    - `rtol`: the cut on the (relative, normalised) singular values; default `sqrt(eps)` of
+      the points' dtype (`1.5e-8` in float64, `3.5e-4` in float32). Also the threshold for
+      dropping redundant basis directions and for the time-translation check.
+
+    **How.** Each condition is evaluated with forward-mode autodiff (`jax.jvp`,
+    `jax.linearize`) at the points, for every basis field; the results stack into a matrix
+    with one column per basis field. Rows are scaled by the sizes of the drift and the noise,
+    and coefficient space by the size of the generators (see `nj.SymmetryConditions`), so
+    each singular value is a dimensionless relative residual, of order one for a badly
+    broken symmetry, and `rtol` is a relative tolerance by construction (the cut is
+    `rtol · max(1, σ_max)`). The symmetries are the null space (SVD). Basis directions that
+    give the same field twice are removed first (`res.num_redundant`).
+
+    **Returns:** an `nj.Symmetries`: `res.generators` (a list), `res.singular_values`
+    (ascending, to see approximate symmetries), `res.drift_generators` (drift-only, kept
+    apart), `res.time_translation`, ...
+
+    **jit / vmap.** Everything is computed with fixed shapes, so `find_symmetries` can be
+    called under `jax.jit`/`jax.vmap` (e.g. `vmap` over `args` of systems with different
+    parameters gives batched `singular_values`, `basis` and `num_symmetries`); the lists
+    (`generators`, ...) need a concrete, unbatched result. Families holding callables
+    (`VectorFieldBasis`) need `eqx.filter_jit`/`eqx.filter_vmap`.
+
+    **Cost.** `P m (k + d)` JVPs of the drift (and of `D` if callable), memory
+    `O(P m k d²)`, and an SVD of a `P m (d + d(d+1)/2) × k` matrix: cheap for
+    `nj.LinearGenerators(d)` (`k = d²`) up to `d ≈ 10–20`; use `nj.Rotations(d)` or your own
+    smaller family beyond.
+    """
+    points, times, check_times, dtype = _prepare(
+        sde, family, points, times, args, key, n_points, "nj.find_symmetries"
+    )
+    if rtol is None:
+        rtol = default_rtol(dtype)
+    if isinstance(rtol, bool) or not isinstance(rtol, (float, int, np.floating)) or not rtol > 0:
+        raise ValueError(f"`nj.find_symmetries`: `rtol` must be a positive float, got {rtol!r}.")
+    return _find(sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype))
