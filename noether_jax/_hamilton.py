@@ -15,7 +15,6 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._sde import SDE, check_diffusion_shape, metric_matvec
@@ -131,8 +130,9 @@ def integrate_hamilton(
         raise ValueError(f"`nj.integrate_hamilton`: inputs must be real, got dtype {dtype}.")
     x0, p0, ts = x0.astype(dtype), p0.astype(dtype), ts.astype(dtype)
     if not isinstance(ts, jax.core.Tracer):
-        dts = np.diff(np.asarray(ts))
-        if not (np.all(dts > 0) or np.all(dts < 0)):
+        # On the host: jnp ops on a concrete `ts` would be traced inside an enclosing `jit`.
+        t = jax.device_get(ts).tolist()
+        if not (all(a < b for a, b in zip(t, t[1:])) or all(a > b for a, b in zip(t, t[1:]))):
             raise ValueError(
                 "`nj.integrate_hamilton`: `ts` must be strictly increasing or strictly "
                 "decreasing."

@@ -10,29 +10,64 @@ so that both symmetry conditions of CONVENTIONS.md are *linear* in the coefficie
 
 import abc
 import itertools
+import math
+import operator
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 
+def _is_int(n) -> bool:
+    """Whether `n` is a Python or NumPy integer scalar (not `bool`, not an array)."""
+    if isinstance(n, bool):
+        return False
+    try:
+        operator.index(n)
+        hash(n)  # integer arrays also have `__index__` (0-d ones), but are unhashable
+    except TypeError:
+        return False
+    return True
+
+
+def _sqrt_eps(dtype) -> float:
+    """`sqrt(eps)` of the floating `dtype`, correctly rounded to `dtype`'s `p` mantissa bits
+    (the float64 root rounded again to `p` bits: exact for sqrt when `53 >= 2 p + 2`)."""
+    fi = jnp.finfo(dtype)
+    m, e = math.frexp(math.sqrt(float(fi.eps)))
+    scale = 2.0 ** (fi.nmant + 1)
+    return math.ldexp(round(m * scale) / scale, e)
+
+
+def _host_list(x) -> list:
+    """A concrete array (or sequence) copied to the host as (nested) Python lists."""
+    if isinstance(x, jax.core.Tracer):
+        raise jax.errors.TracerArrayConversionError(x)
+    host = jax.device_get(x)
+    return host.tolist() if hasattr(host, "tolist") else list(host)
+
+
 def _check_dim(d, cls: str) -> int:
-    if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or d < 1:
+    if not _is_int(d) or d < 1:
         raise ValueError(f"`nj.{cls}(d)`: `d` must be a positive Python int, got {d!r}.")
     return int(d)
 
 
 def _format_combination(coefficients, names: Sequence[str]) -> str:
-    c = np.asarray(coefficients)
+    if hasattr(coefficients, "shape") and hasattr(coefficients, "dtype"):
+        dtype = coefficients.dtype
+    else:  # a sequence: its entries' common dtype when they agree, else float64 (Python floats)
+        coefficients = list(coefficients)
+        dtypes = {getattr(cj, "dtype", None) for cj in coefficients}
+        dtype = dtypes.pop() if len(dtypes) == 1 and None not in dtypes else None
     # Entries below sqrt(eps) of the largest are round-off of an orthonormal basis.
-    rel_tol = float(np.sqrt(np.finfo(c.dtype if c.dtype.kind == "f" else float).eps))
-    c = c.astype(float)
-    if c.size == 0 or not np.all(np.isfinite(c)):
-        return "0" if c.size == 0 else "nan"
-    big = np.max(np.abs(c))
+    rel_tol = _sqrt_eps(dtype if dtype is not None and dtype.kind == "f" else float)
+    c = [float(cj) for cj in _host_list(coefficients)]
+    if len(c) == 0 or not all(math.isfinite(cj) for cj in c):
+        return "0" if len(c) == 0 else "nan"
+    big = max(abs(cj) for cj in c)
     if big == 0:
         return "0"
     terms = []
@@ -196,10 +231,13 @@ class Rotations(AbstractAffineFamily):
 
     def matrices(self):
         pairs = _rotation_pairs(self.d)
-        A = np.zeros((len(pairs), self.d, self.d))
-        for n, (i, j) in enumerate(pairs):
-            A[n, j, i], A[n, i, j] = 1.0, -1.0
-        return jnp.asarray(A, dtype=jnp.zeros(()).dtype)
+        # Built eagerly, so that it stays a constant inside `jit` (as a host array would).
+        with jax.ensure_compile_time_eval():
+            n = jnp.asarray(list(range(len(pairs))))
+            i = jnp.asarray([i for i, _ in pairs])
+            j = jnp.asarray([j for _, j in pairs])
+            A = jnp.zeros((len(pairs), self.d, self.d), dtype=jnp.zeros(()).dtype)
+            return A.at[n, j, i].set(1.0).at[n, i, j].set(-1.0)
 
     def offsets(self):
         return jnp.zeros((self.size, self.d))
@@ -372,7 +410,7 @@ class FamilySum(AbstractGeneratorFamily):
         return tuple(n for fam in self.families for n in fam.names())
 
     def _split(self, coefficients):
-        sizes = np.cumsum([fam.size for fam in self.families])[:-1]
+        sizes = list(itertools.accumulate(fam.size for fam in self.families))[:-1]
         return jnp.split(jnp.asarray(coefficients), sizes)
 
     def affine(self, coefficients):

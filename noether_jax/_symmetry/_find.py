@@ -12,16 +12,16 @@ the symmetries are its null space, found by an SVD.
 """
 
 import math
+import numbers
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._sde import SDE, check_diffusion_shape
-from ._families import AbstractGeneratorFamily, Generator
+from ._families import AbstractGeneratorFamily, Generator, _host_list, _is_int, _sqrt_eps
 
 # Times at which the explicit time dependence of `f` and `D` is measured when `times=None`.
 # Irrational spacings, so that a periodic dependence is unlikely to vanish at all of them.
@@ -30,7 +30,7 @@ DEFAULT_CHECK_TIMES = (0.0, 1.0 / math.sqrt(2.0), math.sqrt(2.0), math.sqrt(5.0)
 
 def default_rtol(dtype) -> float:
     """`sqrt(eps)`: about `1.5e-8` in float64, `3.5e-4` in float32."""
-    return float(np.sqrt(np.finfo(dtype).eps))
+    return _sqrt_eps(dtype)
 
 
 def _full_metric(D: Array, d: int) -> Float[Array, "d d"]:
@@ -133,10 +133,12 @@ def _conditions(sde, family, points, times, check_times, args) -> SymmetryCondit
     nu_safe = jnp.where(nu > 0, nu, 1.0)
 
     drift_rows = jnp.swapaxes(comm, -1, -2).reshape(N * d, k) / (ell * s_f_safe * math.sqrt(N))
-    iu, ju = np.triu_indices(d)
-    w = jnp.asarray(np.where(iu == ju, 1.0, math.sqrt(2.0)), dtype)
+    upper = [(i, j) for i in range(d) for j in range(i, d)]  # static, row-major (triu_indices)
+    iu, ju = jnp.asarray([i for i, _ in upper]), jnp.asarray([j for _, j in upper])
+    w = jnp.asarray([1.0 if i == j else math.sqrt(2.0) for i, j in upper], dtype)
     met_ut = met[..., iu, ju] * w  # (T, P, k, m)
-    metric_rows = jnp.swapaxes(met_ut, -1, -2).reshape(N * len(iu), k) / (s_D_safe * math.sqrt(N))
+    metric_rows = jnp.swapaxes(met_ut, -1, -2).reshape(N * len(upper), k)
+    metric_rows = metric_rows / (s_D_safe * math.sqrt(N))
     norm_cols = jnp.concatenate([vals / ell, jacs.reshape(P, k, d * d)], axis=-1)
     norm_rows = jnp.swapaxes(norm_cols, -1, -2).reshape(P * (d + d * d), k) / math.sqrt(P)
 
@@ -232,8 +234,7 @@ def _concrete_count(n, what: str) -> int:
             "available inside `jit`/`vmap`. Use the fixed-size arrays `basis`, "
             "`num_symmetries` (and their `drift_` versions) there."
         )
-    n = np.asarray(n)
-    if n.ndim != 0:
+    if getattr(n, "ndim", 0) != 0:
         raise ValueError(
             f"`{what}` of a batched result (from `vmap`): select one system first, e.g. "
             "`jax.tree.map(lambda a: a[i], res)`."
@@ -329,13 +330,16 @@ class Symmetries(eqx.Module):
         """Approximate symmetries: `(σ, generator)` for every direction with singular value
         `σ ≤ threshold`, ascending (the exact ones first). Each generator has unit size
         (`nj.SymmetryConditions.norm`), so `σ` is its relative symmetry breaking."""
-        S = np.asarray(self.singular_values)
-        if S.ndim != 1:
+        S = _host_list(self.singular_values)
+        if getattr(self.singular_values, "ndim", 1) != 1:
             _concrete_count(self.num_symmetries, "near_generators")
+        # Compared in the array's dtype (a Python float `threshold` is cast to it).
+        with jax.ensure_compile_time_eval():
+            below = _host_list(self.singular_values <= threshold)
         return [
             (float(s), Generator(self.family, self.directions[i]))
-            for i, s in enumerate(S)
-            if s <= threshold
+            for i, (s, b) in enumerate(zip(S, below))
+            if b
         ]
 
     def __str__(self):
@@ -355,9 +359,9 @@ class Symmetries(eqx.Module):
                 f"{len(drift)} drift-only symmetries (the noise breaks "
                 f"{len(drift) - len(gens)} of them)"
             )
-        S = np.asarray(self.singular_values)
+        S = _host_list(self.singular_values)
         shown = ", ".join(f"{s:.2e}" for s in S[:8])
-        lines.append(f"singular values (ascending): {shown}{', ...' if S.size > 8 else ''}")
+        lines.append(f"singular values (ascending): {shown}{', ...' if len(S) > 8 else ''}")
         tt = bool(self.time_translation)
         lines.append(
             f"time translation: {'yes (quasi-energy conserved)' if tt else 'no'} "
@@ -419,18 +423,14 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
             )
         if n_points is None:
             n_points = max(32, 4 * d)
-        if (
-            not isinstance(n_points, (int, np.integer))
-            or isinstance(n_points, bool)
-            or n_points < 1
-        ):
+        if not _is_int(n_points) or n_points < 1:
             raise ValueError(f"`{where}`: `n_points` must be a positive int, got {n_points!r}.")
         key = jax.random.key(0) if key is None else key
         points = jax.random.normal(key, (int(n_points), d), dtype=jnp.zeros(()).dtype)
     else:
         if n_points is not None:
             raise ValueError(f"`{where}`: pass either `points` or `n_points`, not both.")
-        if not isinstance(points, (jax.Array, np.ndarray)):
+        if not (hasattr(points, "shape") and hasattr(points, "dtype")):
             try:
                 points = jnp.asarray(points, dtype=float)
             except (TypeError, ValueError) as e:
@@ -595,6 +595,8 @@ def find_symmetries(
     )
     if rtol is None:
         rtol = default_rtol(dtype)
-    if isinstance(rtol, bool) or not isinstance(rtol, (float, int, np.floating)) or not rtol > 0:
+    # A real float (Python or NumPy) or a Python int; not bool, NumPy ints or fractions.
+    is_float = isinstance(rtol, numbers.Real) and not isinstance(rtol, numbers.Rational)
+    if isinstance(rtol, bool) or not (is_float or isinstance(rtol, int)) or not rtol > 0:
         raise ValueError(f"`nj.find_symmetries`: `rtol` must be a positive float, got {rtol!r}.")
     return _find(sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype))

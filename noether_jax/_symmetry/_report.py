@@ -6,14 +6,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._action import AbstractAction
 from .._charges import momentum
 from .._sde import SDE, metric_matvec
 from .._solution import PathSolution
-from ._families import Generator
+from ._families import Generator, _host_list
 from ._find import Symmetries
 
 
@@ -78,11 +77,11 @@ class ChargeReport(eqx.Module):
         return self.relative_variations <= rtol
 
     def __str__(self):
-        if isinstance(self.means, jax.core.Tracer) or np.ndim(self.means) != 1:
+        if isinstance(self.means, jax.core.Tracer) or getattr(self.means, "ndim", 0) != 1:
             return repr(self)
         width = max([len("quasi-energy H")] + [len(n) for n in self.names])
         lines = [f"{'charge':<{width}}  {'mean':>12}  {'rel. variation':>14}"]
-        rows = list(zip(self.names, np.asarray(self.means), np.asarray(self.relative_variations)))
+        rows = list(zip(self.names, _host_list(self.means), _host_list(self.relative_variations)))
         rows.append(
             ("quasi-energy H", float(self.energy_mean), float(self.energy_relative_variation))
         )
