@@ -278,3 +278,19 @@ def test_float32():
     assert sol.xs.dtype == jnp.float32 and sol.action.dtype == jnp.float32
     assert bool(sol.converged)
     assert float(sol.action) == pytest.approx(float(ref.action), rel=1e-5)
+
+
+def test_saddle_of_the_action_is_never_reported_converged():
+    """For β = 10 the straight path on the axis is a saddle point of the fixed-time action:
+    the default solver leaves it; without escape steps the second-order certificate keeps
+    refusing it, and the solve ends unconverged (out of steps or restarts)."""
+    x1 = jnp.array([1.0, 0.0])
+    sol = nj.minimize_action(MS, A_MS, x1, 0.0, 10.0, n_nodes=51, args=10.0)
+    assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.xs[:, 1]))) > 0.1
+    stuck = nj.minimize_action(MS, A_MS, x1, 0.0, 10.0, n_nodes=51, args=10.0,
+                               solver=nj.BlockNewton(escape=0.0), throw=False)
+    assert float(jnp.max(jnp.abs(stuck.xs[:, 1]))) == 0.0
+    assert not bool(stuck.converged)
+    assert bool((stuck.result == nj.RESULTS.stagnated)
+                | (stuck.result == nj.RESULTS.max_steps_reached))
+    assert float(stuck.action) > float(sol.action)

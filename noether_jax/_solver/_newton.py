@@ -256,9 +256,11 @@ class BlockNewton(AbstractPathSolver):
         def outer_body(carry):
             y, state, restarts, _ = carry
             y, state = jax.lax.while_loop(cond, body, (y, state))
-            check = (state.result == RESULTS.successful) & (restarts < max_restarts)
+            stopped = state.result == RESULTS.successful
             is_min, v, sigma = self._certify(y, state)
-            restart = check & ~is_min
+            restart = stopped & ~is_min & (restarts < max_restarts)
+            # Out of restarts and still on a saddle: never report it as converged.
+            stuck = stopped & ~is_min & ~restart
             state = eqx.tree_at(
                 lambda s: (s.v, s.lam, s.nu, s.done, s.result),
                 state,
@@ -267,7 +269,11 @@ class BlockNewton(AbstractPathSolver):
                     jnp.where(restart, jnp.maximum(2 * sigma, state.lam), state.lam),
                     jnp.where(restart, 2.0, state.nu),
                     state.done & ~restart,
-                    RESULTS.where(restart, RESULTS.max_steps_reached, state.result),
+                    RESULTS.where(
+                        restart,
+                        RESULTS.max_steps_reached,
+                        RESULTS.where(stuck, RESULTS.stagnated, state.result),
+                    ),
                 ),
             )
             again = restart & (state.num_steps < max_steps)
