@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._sde import SDE, check_diffusion_shape, metric_matvec
+from ._sde import SDE, check_sde_calls, metric_matvec
 
 
 def hamiltonian(
@@ -137,20 +137,9 @@ def integrate_hamilton(
                 "`nj.integrate_hamilton`: `ts` must be strictly increasing or strictly "
                 "decreasing."
             )
-    d = x0.shape[0]
-    try:
-        f_struct = jax.eval_shape(lambda: sde.f(ts[0], x0, args))
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(
-            f"`nj.integrate_hamilton`: calling `drift(t, x, args)` failed: {e}"
-        ) from e
-    if tuple(f_struct.shape) != (d,):
-        raise ValueError(
-            f"`nj.integrate_hamilton`: `drift(t, x, args)` must return shape ({d},) like `x0`, "
-            f"got {tuple(f_struct.shape)}."
-        )
-    check_diffusion_shape(jax.eval_shape(lambda: sde.D(ts[0], x0, args)), d,
-                          where="`nj.integrate_hamilton`: the diffusion `D`")
+    check_sde_calls(
+        sde, ts[0], x0, args, where="nj.integrate_hamilton", like="`x0`", returns="shape"
+    )
     f64 = dtype == jnp.float64
     rtol = (1e-10 if f64 else 1e-6) if rtol is None else rtol
     atol = (1e-10 if f64 else 1e-6) if atol is None else atol

@@ -10,9 +10,9 @@ from jaxtyping import Array, ArrayLike, Float
 from ._action import AbstractAction, FreidlinWentzell
 from ._sde import (
     SDE,
-    as_count,
-    as_state,
+    as_endpoints,
     as_time,
+    check_init_and_nodes,
     check_sde_calls,
     float_args_as_arrays,
     metric_is_spd,
@@ -186,16 +186,7 @@ def minimize_action(
     """
     if not isinstance(sde, SDE):
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
-    x0 = as_state(x0, "x0")
-    x1 = as_state(x1, "x1")
-    if x0.shape != x1.shape:
-        raise ValueError(
-            f"`x0` and `x1` must have the same shape, got {x0.shape} and {x1.shape}."
-        )
-    dtype = jnp.result_type(x0, x1)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise ValueError("`x0` and `x1` must be real.")
-    x0, x1 = x0.astype(dtype), x1.astype(dtype)
+    x0, x1, dtype = as_endpoints(x0, x1)
     d = x0.shape[0]
     t0 = as_time(t0, "t0").astype(dtype)
     t1 = as_time(t1, "t1").astype(dtype)
@@ -219,21 +210,7 @@ def minimize_action(
                     "`grid` must increase strictly from 0 to 1 (node positions as fractions "
                     "of the duration)."
                 )
-    if init is not None:
-        init = jnp.asarray(init)
-        if init.ndim != 2 or init.shape[1] != d:
-            raise ValueError(f"`init` must have shape (n_nodes, {d}), got {init.shape}.")
-        if n_nodes is not None and init.shape[0] != n_nodes:
-            raise ValueError(
-                f"`init` has {init.shape[0]} nodes but `n_nodes` is {n_nodes}."
-            )
-        n_nodes = init.shape[0]
-    if n_nodes is None:
-        n_nodes = default_n_nodes()
-    n_nodes = as_count(n_nodes, "n_nodes")
-    if n_nodes < 3:
-        raise ValueError(f"`n_nodes` must be at least 3 (one interior node), got {n_nodes}.")
-    n_nodes = int(n_nodes)
+    init, n_nodes = check_init_and_nodes(init, n_nodes, d, default_n_nodes())
     if grid is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
 

@@ -124,11 +124,19 @@ def as_time(t: ArrayLike, name: str) -> Array:
     return t
 
 
-def as_state(x, name: str) -> Array:
+def _prefix(where: str | None) -> str:
+    """The start of an error message: "`where`: " (the function that checks), or nothing."""
+    return "" if where is None else f"`{where}`: "
+
+
+def as_state(x, name: str, where: str | None = None) -> Array:
+    """A floating-point state of shape (d,), d ≥ 1 (trace-time checks). `where`, if given,
+    names the calling function at the start of the error messages."""
+    p = _prefix(where)
     if hasattr(x, "dtype") and hasattr(x, "shape"):
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise ValueError(
-                f"`{name}` must be a floating-point array, got dtype {x.dtype}; convert it "
+                f"{p}`{name}` must be a floating-point array, got dtype {x.dtype}; convert it "
                 f"with `jnp.asarray({name}, dtype=float)`."
             )
         arr = jnp.asarray(x)
@@ -136,35 +144,98 @@ def as_state(x, name: str) -> Array:
         try:
             arr = jnp.asarray(x, dtype=float)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"`{name}` must be an array of shape (d,), got {x!r}.") from e
-    if arr.ndim != 1:
+            raise ValueError(f"{p}`{name}` must be an array of shape (d,), got {x!r}.") from e
+    if arr.ndim != 1 or arr.shape[0] == 0:
         raise ValueError(
-            f"`{name}` must be a 1-D array of shape (d,), got shape {arr.shape}. For a "
+            f"{p}`{name}` must be a 1-D array of shape (d,), got shape {arr.shape}. For a "
             f"one-dimensional system write `{name}=jnp.array([value])`."
         )
     return arr
 
 
-def check_sde_calls(sde: SDE, t, x, args) -> None:
-    """Check at trace time that the drift and the diffusion accept `(t, x, args)` and return
-    arrays of the right shapes."""
+def as_endpoints(x0, x1, names: tuple[str, str] = ("x0", "x1")) -> tuple[Array, Array, Any]:
+    """Two states of the same shape (see `as_state`), cast to their common real dtype.
+    Returns `(x0, x1, dtype)`."""
+    n0, n1 = names
+    x0 = as_state(x0, n0)
+    x1 = as_state(x1, n1)
+    if x0.shape != x1.shape:
+        raise ValueError(
+            f"`{n0}` and `{n1}` must have the same shape, got {x0.shape} and {x1.shape}."
+        )
+    dtype = jnp.result_type(x0, x1)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise ValueError(f"`{n0}` and `{n1}` must be real.")
+    return x0.astype(dtype), x1.astype(dtype), dtype
+
+
+def check_init_and_nodes(init, n_nodes, d: int, default: int) -> tuple[Array | None, int]:
+    """An initial path `init` of shape `(n_nodes, d)` (or None) and the number of nodes
+    (from `n_nodes`, else from `init`, else `default`; at least 3). Returns
+    `(init, n_nodes)`, `init` as an array (not cast)."""
+    if init is not None:
+        init = jnp.asarray(init)
+        if init.ndim != 2 or init.shape[1] != d:
+            raise ValueError(f"`init` must have shape (n_nodes, {d}), got {init.shape}.")
+        if n_nodes is not None and init.shape[0] != n_nodes:
+            raise ValueError(f"`init` has {init.shape[0]} nodes but `n_nodes` is {n_nodes}.")
+        n_nodes = init.shape[0]
+    n_nodes = as_count(default if n_nodes is None else n_nodes, "n_nodes")
+    if n_nodes < 3:
+        raise ValueError(f"`n_nodes` must be at least 3 (one interior node), got {n_nodes}.")
+    return init, n_nodes
+
+
+def _eval_shape(fn, t, x, args):
+    """The output structure of `fn(t, x, args)`. Arrays are passed as they are (the user's
+    function sees them concrete); `jax.ShapeDtypeStruct`s are passed abstractly."""
+    if isinstance(t, jax.ShapeDtypeStruct) or isinstance(x, jax.ShapeDtypeStruct):
+        return jax.eval_shape(lambda t_, x_: fn(t_, x_, args), t, x)
+    return jax.eval_shape(lambda: fn(t, x, args))
+
+
+def check_drift_call(
+    sde: SDE,
+    t,
+    x,
+    args,
+    *,
+    where: str | None = None,
+    like: str = "`x`",
+    returns: str = "an array of shape",
+    tail: str = ".",
+) -> None:
+    """Check at trace time that the drift accepts `(t, x, args)` and returns an array of
+    the shape of `x`. `t` and `x` may be arrays or `jax.ShapeDtypeStruct`s. The message
+    names the caller (`where`), the reference shape (`like`) and ends with `tail`."""
+    p = _prefix(where)
     d = x.shape[0]
     try:
-        f_struct = jax.eval_shape(lambda: sde.f(t, x, args))
+        out = _eval_shape(sde.f, t, x, args)
     except Exception as e:  # noqa: BLE001 - report the user's error with context
         raise ValueError(
-            f"calling `drift(t, x, args)` with x of shape {x.shape} failed: {e}"
+            f"{p}calling `drift(t, x, args)` with x of shape {tuple(x.shape)} failed: {e}"
         ) from e
-    if tuple(f_struct.shape) != (d,):
+    shape = tuple(getattr(out, "shape", ()))
+    if shape != (d,):
         raise ValueError(
-            f"`drift(t, x, args)` must return an array of shape ({d},) like `x`, got shape "
-            f"{tuple(f_struct.shape)}."
+            f"{p}`drift(t, x, args)` must return {returns} ({d},) like {like}, got shape "
+            f"{shape}{tail}"
         )
+
+
+def check_sde_calls(sde: SDE, t, x, args, *, where: str | None = None, **drift_message) -> None:
+    """Check at trace time that the drift and the diffusion accept `(t, x, args)` and return
+    arrays of the right shapes (`drift_message`: the wording options of `check_drift_call`)."""
+    check_drift_call(sde, t, x, args, where=where, **drift_message)
+    p = _prefix(where)
     try:
-        D_struct = jax.eval_shape(lambda: sde.D(t, x, args))
+        D_struct = _eval_shape(sde.D, t, x, args)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"evaluating the diffusion `D` failed: {e}") from e
-    check_diffusion_shape(D_struct, d)
+        raise ValueError(f"{p}evaluating the diffusion `D` failed: {e}") from e
+    check_diffusion_shape(
+        D_struct, x.shape[0], "`diffusion`" if where is None else f"{p}the diffusion `D`"
+    )
 
 
 def as_count(n, name: str) -> int:

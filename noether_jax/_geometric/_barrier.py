@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from .._sde import SDE, as_count, as_state, float_args_as_arrays
+from .._sde import SDE, as_endpoints, check_init_and_nodes, float_args_as_arrays
 from .._solution import PathSolution
 from ._fixed_points import FixedPoint, check_fixed_point, classify_fixed_point, find_fixed_points
 from ._minimize import minimize_geometric_action
@@ -112,17 +112,10 @@ def barrier(
     """
     if not isinstance(sde, SDE):
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
-    a = as_state(x_start, "x_start")
-    b = as_state(x_end, "x_end")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"`x_start` and `x_end` must have the same shape, got {a.shape} and {b.shape}."
-        )
-    dtype = jnp.result_type(a, b)
-    a, b = a.astype(dtype), b.astype(dtype)
+    a, b, dtype = as_endpoints(x_start, x_end, names=("x_start", "x_end"))
     d = a.shape[0]
     args = float_args_as_arrays(args, dtype)
-    n_nodes = as_count(n_nodes, "n_nodes")
+    _, n_nodes = check_init_and_nodes(None, n_nodes, d, default=101)
     fa = _attractor(sde, a, args, "x_start", check_rtol)
     fb = _attractor(sde, b, args, "x_end", check_rtol)
     dist = float(jnp.max(jnp.abs(b - a)))

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float, Int, PRNGKeyArray
 
-from .._sde import SDE, as_time
+from .._sde import SDE, as_state, as_time, check_drift_call
 
 
 class FIXED_POINT_KINDS(eqx.Enumeration):
@@ -139,18 +139,19 @@ def _check_sde(sde, where: str) -> None:
 
 def _check_drift(sde: SDE, t, x, args, where: str) -> None:
     """The drift must map a state of shape (d,) to an array of shape (d,) (trace-time)."""
-    d = x.shape[0]
-    try:
-        out = jax.eval_shape(lambda: sde.f(t, x, args))
-    except Exception as e:  # noqa: BLE001 - report the user's error with context
-        raise ValueError(
-            f"`{where}`: calling `drift(t, x, args)` with x of shape {x.shape} failed: {e}"
-        ) from e
-    if tuple(getattr(out, "shape", ())) != (d,):
-        raise ValueError(
-            f"`{where}`: `drift(t, x, args)` must return an array of shape ({d},) like `x`, "
-            f"got shape {tuple(getattr(out, 'shape', ()))}; is `x` of the system's dimension?"
-        )
+    check_drift_call(sde, t, x, args, where=where, tail="; is `x` of the system's dimension?")
+
+
+def _check_start(sde, x, t, args, where: str, names=("x", "t")) -> tuple[Array, Array]:
+    """The checks of a function that starts from a state `x` at a time `t`: `sde` is an
+    `nj.SDE`, `x` a real state of shape (d,), `t` a scalar time (returned in `x`'s dtype)
+    and the drift accepts them."""
+    x_name, t_name = names
+    _check_sde(sde, where)
+    x = as_state(x, x_name, where)
+    t = as_time(t, t_name).astype(x.dtype)
+    _check_drift(sde, t, x, args, where)
+    return x, t
 
 
 def _positive_float(value, name: str, where: str) -> None:
@@ -163,30 +164,6 @@ def _positive_float(value, name: str, where: str) -> None:
         raise ValueError(f"`{where}`: `{name}` must be a positive number, got {value!r}.") from None
     if not (v > 0 and math.isfinite(v)):
         raise ValueError(f"`{where}`: `{name}` must be a positive number, got {value!r}.")
-
-
-def _state(x, name: str, where: str) -> Array:
-    """A real floating state of shape (d,) (trace-time checks)."""
-    if hasattr(x, "dtype") and hasattr(x, "shape"):
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ValueError(
-                f"`{where}`: `{name}` must be a real floating-point array, got dtype "
-                f"{x.dtype}; convert it with `jnp.asarray({name}, dtype=float)`."
-            )
-        x = jnp.asarray(x)
-    else:
-        try:
-            x = jnp.asarray(x, dtype=float)
-        except (TypeError, ValueError) as e:
-            raise ValueError(
-                f"`{where}`: `{name}` must be an array of shape (d,), got {x!r}."
-            ) from e
-    if x.ndim != 1 or x.shape[0] == 0:
-        raise ValueError(
-            f"`{where}`: `{name}` must be a 1-D array of shape (d,), got shape {x.shape}. For "
-            f"a one-dimensional system write `{name}=jnp.array([value])`."
-        )
-    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,15 +318,12 @@ def classify_fixed_point(
     time by `equinox.error_if`, without the numbers.
     """
     where = "check_fixed_point" if check else "classify_fixed_point"
-    _check_sde(sde, where)
-    x = _state(x, "x", where)
-    t = as_time(t, "t")
-    _check_drift(sde, t, x, args, where)
+    x, t = _check_start(sde, x, t, args, where)
     _positive_float(rtol, "rtol", where)
     _positive_float(scale, "scale", where)
     _positive_float(hyperbolic_rtol, "hyperbolic_rtol", where)
     rtol_, scale_, hyp_, rate_ = _tolerances(x.dtype, rtol, scale, hyperbolic_rtol, rate_scale)
-    fp = _classify_jit(sde, x, t.astype(x.dtype), args, rtol_, scale_, hyp_, rate_)
+    fp = _classify_jit(sde, x, t, args, rtol_, scale_, hyp_, rate_)
     if check:
         if _is_concrete(fp.is_fixed_point):
             if not bool(fp.is_fixed_point):

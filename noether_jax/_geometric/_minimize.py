@@ -10,7 +10,8 @@ from jaxtyping import ArrayLike
 from .._sde import (
     SDE,
     as_count,
-    as_state,
+    as_endpoints,
+    check_init_and_nodes,
     check_sde_calls,
     float_args_as_arrays,
     metric_is_spd,
@@ -136,27 +137,9 @@ def minimize_geometric_action(
     """
     if not isinstance(sde, SDE):
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
-    x0 = as_state(x0, "x0")
-    x1 = as_state(x1, "x1")
-    if x0.shape != x1.shape:
-        raise ValueError(
-            f"`x0` and `x1` must have the same shape, got {x0.shape} and {x1.shape}."
-        )
-    dtype = jnp.result_type(x0, x1)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise ValueError("`x0` and `x1` must be real.")
-    x0, x1 = x0.astype(dtype), x1.astype(dtype)
+    x0, x1, dtype = as_endpoints(x0, x1)
     d = x0.shape[0]
-    if init is not None:
-        init = jnp.asarray(init)
-        if init.ndim != 2 or init.shape[1] != d:
-            raise ValueError(f"`init` must have shape (n_nodes, {d}), got {init.shape}.")
-        if n_nodes is not None and init.shape[0] != n_nodes:
-            raise ValueError(f"`init` has {init.shape[0]} nodes but `n_nodes` is {n_nodes}.")
-        n_nodes = init.shape[0]
-    n_nodes = as_count(101 if n_nodes is None else n_nodes, "n_nodes")
-    if n_nodes < 3:
-        raise ValueError(f"`n_nodes` must be at least 3 (one interior node), got {n_nodes}.")
+    init, n_nodes = check_init_and_nodes(init, n_nodes, d, default=101)
     if init is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
         init = x0[None] + grid[:, None] * (x1 - x0)[None]

@@ -14,12 +14,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._sde import SDE, as_time
+from .._sde import SDE
 from ._fixed_points import (
     _NOT_FIXED_STATIC,
     FixedPoint,
-    _check_drift,
-    _check_sde,
+    _check_start,
     _classify_jit,
     _eps,
     _fmt_complex,
@@ -27,7 +26,6 @@ from ._fixed_points import (
     _not_fixed_message,
     _distance,
     _positive_float,
-    _state,
     _tolerances,
     fixed_point_distance,
     kind_name,
@@ -238,10 +236,7 @@ def relax(
     `jit`- and `vmap`-able (over `x_start`, `args`, `t0`).
     """
     where = "relax"
-    _check_sde(sde, where)
-    x0 = _state(x_start, "x_start", where)
-    t0 = as_time(t0, "t0").astype(x0.dtype)
-    _check_drift(sde, t0, x0, args, where)
+    x0, t0 = _check_start(sde, x_start, t0, args, where, names=("x_start", "t0"))
     opts = _relax_options(
         where, x0.dtype, t_max, tol, scale, rtol, atol, solver, n_save, spacing, max_steps
     )
@@ -330,10 +325,7 @@ def leave_saddle(
     `jit`- and `vmap`-able.
     """
     where = "leave_saddle"
-    _check_sde(sde, where)
-    x = _state(saddle_x, "saddle_x", where)
-    t = as_time(t, "t").astype(x.dtype)
-    _check_drift(sde, t, x, args, where)
+    x, t = _check_start(sde, saddle_x, t, args, where, names=("saddle_x", "t"))
     _positive_float(eps, "eps", where)
     _positive_float(check_rtol, "check_rtol", where)
     opts = _relax_options(

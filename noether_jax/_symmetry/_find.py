@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from .._sde import SDE, check_diffusion_shape
+from .._sde import SDE, check_sde_calls
 from ._families import AbstractGeneratorFamily, Generator, _host_list, _is_int, _sqrt_eps
 
 # Times at which the explicit time dependence of `f` and `D` is measured when `times=None`.
@@ -474,22 +474,10 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
     # What the user's functions return, checked once at trace time.
     x_s = jax.ShapeDtypeStruct((d,), dtype)
     t_s = jax.ShapeDtypeStruct((), dtype)
-    try:
-        f_struct = jax.eval_shape(lambda t, x: sde.f(t, x, args), t_s, x_s)
-    except Exception as e:  # noqa: BLE001 - report the user's error with context
-        raise ValueError(
-            f"`{where}`: calling `drift(t, x, args)` with x of shape ({d},) failed: {e}"
-        ) from e
-    if tuple(f_struct.shape) != (d,):
-        raise ValueError(
-            f"`{where}`: `drift(t, x, args)` must return shape ({d},) like the points, got "
-            f"{tuple(f_struct.shape)}. Is the family's / the points' dimension right?"
-        )
-    try:
-        D_struct = jax.eval_shape(lambda t, x: sde.D(t, x, args), t_s, x_s)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"`{where}`: evaluating the diffusion `D` failed: {e}") from e
-    check_diffusion_shape(D_struct, d, where=f"`{where}`: the diffusion `D`")
+    check_sde_calls(
+        sde, t_s, x_s, args, where=where, like="the points", returns="shape",
+        tail=". Is the family's / the points' dimension right?",
+    )
     try:
         b_struct = jax.eval_shape(family.basis, x_s)
     except Exception as e:  # noqa: BLE001
