@@ -17,7 +17,7 @@ from ._sde import (
     float_args_as_arrays,
     metric_is_spd,
 )
-from ._solution import RESULTS, PathSolution
+from ._solution import PathSolution, finish_solution
 from ._solver import AbstractPathSolver, BlockNewton, LBFGS, PathObjective
 
 NEWTON_MAX_DIM = 64
@@ -112,15 +112,10 @@ def _minimize_action(
     tm = 0.5 * (ts[:-1] + ts[1:])
     spd_path = jnp.all(jax.vmap(lambda t, x: metric_is_spd(sde.D(t, x, args)))(tm, xm))
 
-    # Later checks name the more fundamental problem, so they take precedence.
-    result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
-    result = RESULTS.where(spd_in & spd_path, result, RESULTS.invalid_diffusion)
-    result = RESULTS.where(finite_in & grid_ok, result, RESULTS.nonfinite_input)
-    converged = result == RESULTS.successful
-    sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
-    if throw:
-        sol = result.error_if(sol, ~converged)
-    return sol
+    return finish_solution(
+        ts, xs, S, result, stats,
+        finite_in=finite_in & grid_ok, spd=spd_in & spd_path, throw=throw,
+    )
 
 
 def minimize_action(

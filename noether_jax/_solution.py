@@ -3,6 +3,7 @@
 from typing import Any
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 
@@ -58,3 +59,19 @@ class PathSolution(eqx.Module):
     result: RESULTS
     converged: Bool[Array, ""]
     stats: dict[str, Any]
+
+
+def finish_solution(
+    ts, xs, S, result: RESULTS, stats, *, finite_in, spd, throw: bool
+) -> PathSolution:
+    """Assemble a `PathSolution`, overriding the solver's result with the more fundamental
+    problems (later checks take precedence: bad input, then invalid noise, then a
+    non-finite action), and raise on failure when `throw`."""
+    result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
+    result = RESULTS.where(spd, result, RESULTS.invalid_diffusion)
+    result = RESULTS.where(finite_in, result, RESULTS.nonfinite_input)
+    converged = result == RESULTS.successful
+    sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
+    if throw:
+        sol = result.error_if(sol, ~converged)
+    return sol

@@ -16,7 +16,7 @@ from .._sde import (
     float_args_as_arrays,
     metric_is_spd,
 )
-from .._solution import RESULTS, PathSolution
+from .._solution import PathSolution, finish_solution
 from ._gmam import geometric_action_of, physical_times, solve_geometric
 
 
@@ -54,14 +54,9 @@ def _minimize_geometric(sde, x0, x1, args, init, rtol, atol, max_steps, max_inne
     else:
         xm = 0.5 * (xs[:-1] + xs[1:])
         spd_in = jnp.all(jax.vmap(lambda x: metric_is_spd(sde.D(0.0, x, args)))(xm))
-    result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
-    result = RESULTS.where(spd_in, result, RESULTS.invalid_diffusion)
-    result = RESULTS.where(finite_in, result, RESULTS.nonfinite_input)
-    converged = result == RESULTS.successful
-    sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
-    if throw:
-        sol = result.error_if(sol, ~converged)
-    return sol
+    return finish_solution(
+        ts, xs, S, result, stats, finite_in=finite_in, spd=spd_in, throw=throw
+    )
 
 
 def minimize_geometric_action(
