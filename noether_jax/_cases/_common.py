@@ -1,0 +1,86 @@
+"""Shared pieces of the paper's case studies: the report each case returns, and progress."""
+
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+from typing import Any, Callable
+
+
+@dataclasses.dataclass
+class CaseReport:
+    """What a case study returns: numbers for the JSON report, a Markdown section for the
+    Markdown report, the figures it wrote, and named physics checks (all must hold)."""
+
+    name: str  # the CLI name, e.g. "drift-diffusion"
+    title: str  # a one-line title
+    numbers: dict[str, Any]  # JSON-serialisable (floats, ints, strings, lists, dicts)
+    markdown: str  # a section body (no top-level heading): results and what they show
+    figures: list[str]  # file names written into the output folder
+    checks: dict[str, bool]  # e.g. {"action matches closed form (rel. err < 1e-6)": True}
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(self.checks.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"ok": self.ok}
+
+
+def jsonable(x: Any) -> Any:
+    """Arrays and scalars (JAX or Python) as plain JSON values."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return x
+
+
+def dumps(report: CaseReport) -> str:
+    return json.dumps(jsonable(report.to_json()), indent=2)
+
+
+class Progress:
+    """Prints `[name] message (elapsed s)` lines to stderr: the CLI's progress display.
+
+    Cases call `progress(message)` at each stage, and `progress.bar(i, n, message)` inside
+    long loops over chunks (it redraws one line when stderr is a terminal)."""
+
+    def __init__(self, name: str = "", stream=None, quiet: bool = False):
+        self.name = name
+        self.stream = sys.stderr if stream is None else stream
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def _prefix(self) -> str:
+        return f"[{self.name}] " if self.name else ""
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            dt = time.perf_counter() - self.start
+            print(f"{self._prefix()}{message} ({dt:.1f} s)", file=self.stream, flush=True)
+
+    def bar(self, i: int, n: int, message: str = "") -> None:
+        if self.quiet:
+            return
+        width = 30
+        filled = int(width * i / max(n, 1))
+        line = f"{self._prefix()}{message} [{'#' * filled}{'.' * (width - filled)}] {i}/{n}"
+        if getattr(self.stream, "isatty", lambda: False)():
+            end = "\n" if i >= n else ""
+            print("\r" + line, end=end, file=self.stream, flush=True)
+        elif i >= n or i == 0:
+            print(line, file=self.stream, flush=True)
+
+
+ProgressLike = Callable[[str], None]
+
+
+def out_dir(out: str | pathlib.Path | None) -> pathlib.Path:
+    path = pathlib.Path("noether_jax_out" if out is None else out)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
