@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._action import AbstractAction, FreidlinWentzell
+from ._mesh import AdaptiveGrid, interpolate_path
 from ._sde import (
     SDE,
     as_endpoints,
@@ -66,9 +67,32 @@ def _solve_interior_bwd(y, grad_obj, perturbed, vjp_arg, action, solver, y0, max
     )
 
 
+def _adapt_grid(adaptive, sde, x0, x1, t0, t1, grid, args, y0, action, solver):
+    """Solve–redistribute rounds; returns the final grid and the path interpolated on it."""
+
+    def one_round(_, carry):
+        s, y = carry
+        ts = t0 + s * (t1 - t0)
+        objective = PathObjective(action, sde, ts, x0, x1, args)
+        y, _, _ = solver.solve(objective, y, adaptive.round_steps)
+        xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
+        fs = jax.vmap(lambda t, x: sde.f(t, x, args))(ts, xs)
+        s_new = adaptive.redistribute(s, xs, fs)
+        y_new = interpolate_path(s_new, s, xs)[1:-1]
+        ok = (
+            jnp.all(jnp.isfinite(s_new))
+            & jnp.all(jnp.diff(s_new) > 0)
+            & jnp.all(jnp.isfinite(y_new))
+        )
+        return jnp.where(ok, s_new, s), jnp.where(ok, y_new, carry[1])
+
+    grid, y0 = jax.lax.fori_loop(0, adaptive.rounds, one_round, (grid, y0))
+    return jax.lax.stop_gradient(grid), jax.lax.stop_gradient(y0)
+
+
 @eqx.filter_jit
 def _minimize_action(
-    sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw
+    sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive=None
 ) -> PathSolution:
     dtype = x0.dtype
     ts = t0 + grid * (t1 - t0)
@@ -94,6 +118,14 @@ def _minimize_action(
     x0_safe, x1_safe = safe(x0, 0.0), safe(x1, 0.0)
     # The solution does not depend on where the solver starts.
     y0_safe = jax.lax.stop_gradient(safe(y0, 0.0))
+    if adaptive is not None:
+        t0_safe, t1_safe = ts_safe[0], ts_safe[-1]
+        grid, y0_safe = _adapt_grid(
+            adaptive, sde, x0_safe, x1_safe, t0_safe, t1_safe, grid, args, y0_safe,
+            action, solver,
+        )
+        ts = t0 + grid * (t1 - t0)
+        ts_safe = safe(ts, jnp.linspace(0.0, 1.0, n, dtype=dtype))
     if not callable(sde.diffusion):
         spd_in = metric_is_spd(jnp.asarray(sde.diffusion, dtype=dtype))
     else:
@@ -147,7 +179,9 @@ def minimize_action(
       samplers of diffusion models run); the action integrates over `|dt|`.
     - `n_nodes`: number of time nodes including both endpoints (default 101, at least 3).
     - `grid`: optional increasing array of node positions in `[0, 1]` (first 0, last 1), for a
-      non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`. Default uniform.
+      non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`. Or
+      `nj.AdaptiveGrid()`: `n_nodes` nodes redistributed to where the path moves and the
+      drift changes (long durations, steep drifts; see its docstring). Default uniform.
     - `args`: passed to the drift and diffusion as `drift(t, x, args)`; any pytree
       (parameters, neural-network weights). Differentiable. Python floats in it are turned
       into arrays, so a new value does not recompile.
@@ -188,6 +222,9 @@ def minimize_action(
     if _is_concrete(t0) and _is_concrete(t1) and bool(t0 == t1):
         raise ValueError("`t0` and `t1` must differ: the path needs a duration.")
 
+    adaptive = None
+    if isinstance(grid, AdaptiveGrid):
+        adaptive, grid = grid, None
     if grid is not None:
         grid = jnp.asarray(grid, dtype=dtype)
         if grid.ndim != 1:
@@ -226,5 +263,5 @@ def minimize_action(
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
 
     return _minimize_action(
-        sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw
+        sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive
     )

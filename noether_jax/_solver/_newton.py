@@ -23,8 +23,12 @@ class _NewtonState(eqx.Module):
     nu: Float[Array, ""]
     num_steps: Int[Array, ""]
     num_accepted: Int[Array, ""]
+    num_flat: Int[Array, ""]
     done: Bool[Array, ""]
     result: RESULTS
+
+
+_NUM_FLAT = 8
 
 
 def _generic_vector(y):
@@ -54,6 +58,11 @@ class BlockNewton(AbstractPathSolver):
     - `rtol`, `atol`: converged when an accepted, nearly undamped step `δ` satisfies
       `max|δ| ≤ atol + rtol·max|x|` and its predicted decrease of the action is
       `≤ atol + rtol·|S|` (or at round-off level). Defaults `1e-8` (float64), `1e-5` (float32).
+      Also converged when eight accepted undamped steps in a row each predict a decrease
+      below a tenth of `atol + rtol·|S|`: the action has converged while the path still
+      drifts along a nearly flat direction (on long paths, how the waiting time is shared
+      between fixed points; the action depends on it only through exponentially small
+      terms, so the path is determined along it only to the action's tolerance).
     - `lam0`: initial relative damping.
     - `escape`: length (relative to the path's extent) of the step taken along a direction of
       negative curvature, which lets the solver leave saddle points of the action, such as
@@ -80,6 +89,7 @@ class BlockNewton(AbstractPathSolver):
             nu=jnp.asarray(2.0, dt),
             num_steps=jnp.array(0, dtype=jnp.int32),
             num_accepted=jnp.array(0, dtype=jnp.int32),
+            num_flat=jnp.array(0, dtype=jnp.int32),
             done=~finite,
             result=RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         )
@@ -140,8 +150,17 @@ class BlockNewton(AbstractPathSolver):
         step_small = jnp.max(jnp.abs(delta)) <= jnp.maximum(
             atol + rtol * jnp.max(jnp.abs(y_new)), 64 * eps * jnp.max(jnp.abs(y_new))
         )
-        dec_small = (pred <= atol + rtol * jnp.abs(S_new)) | tiny
-        converged = accept & step_small & dec_small & (state.lam <= 1e-4)
+        tol_S = atol + rtol * jnp.abs(S_new)
+        dec_small = (pred <= tol_S) | tiny
+        # A nearly flat, strongly nonlinear direction (the timing of a wait at a fixed point
+        # on a long path: the action depends on it only through exponentially small tails)
+        # keeps Newton steps long while the action no longer moves. Stop once several
+        # undamped steps in a row each predict less than a tenth of the action tolerance.
+        flat = accept & (state.lam <= 1e-4) & (pred <= 0.1 * tol_S)
+        num_flat = jnp.where(accept, jnp.where(flat, state.num_flat + 1, 0), state.num_flat)
+        converged = (
+            accept & dec_small & (state.lam <= 1e-4) & (step_small | (num_flat >= _NUM_FLAT))
+        )
         stagnated = lam > 1e12
 
         sel = lambda a, b: jnp.where(accept, a, b)
@@ -162,6 +181,7 @@ class BlockNewton(AbstractPathSolver):
             nu=nu,
             num_steps=num_steps,
             num_accepted=state.num_accepted + accept.astype(state.num_accepted.dtype),
+            num_flat=num_flat,
             done=converged | stagnated,
             result=result,
         )
