@@ -60,4 +60,8 @@ from ._symmetry import (
     symmetry_conditions as symmetry_conditions,
 )
 
+# --- Batch runner (issue 6): chunked, sharded, resumable batches ---
+from ._batch import solve_batch as solve_batch
+# --- end batch runner ---
+
 __version__ = "0.1.0"

@@ -684,6 +684,7 @@ _SUBCOMMANDS: dict[str, Callable | str] = {
     "demo": _add_demo,
     "reproduce": _add_reproduce,
     "path": _add_path,
+    "batch": "noether_jax._batch._cli:add_parser",
 }
 
 # Options whose values may start with "-" (negative numbers like -1,0 that argparse would

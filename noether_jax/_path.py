@@ -28,6 +28,15 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _concrete_equal(a, b) -> bool:
+    # Under jit even constants may come out of `==` as tracers: then the check is left to
+    # the result code (`finite_in` requires t0 != t1).
+    try:
+        return bool(a == b)
+    except jax.errors.ConcretizationTypeError:
+        return False
+
+
 def default_n_nodes() -> int:
     return 101
 
@@ -219,7 +228,7 @@ def minimize_action(
     d = x0.shape[0]
     t0 = as_time(t0, "t0").astype(dtype)
     t1 = as_time(t1, "t1").astype(dtype)
-    if _is_concrete(t0) and _is_concrete(t1) and bool(t0 == t1):
+    if _concrete_equal(t0, t1):
         raise ValueError("`t0` and `t1` must differ: the path needs a duration.")
 
     adaptive = None

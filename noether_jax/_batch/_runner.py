@@ -1,0 +1,475 @@
+"""`solve_batch`: a solver mapped over a very large batch, in chunks, sharded over devices,
+with results written to disk as it goes (resumable) and slow elements finished apart."""
+
+import functools
+import inspect
+import math
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jaxtyping import ArrayLike, PyTree
+
+from .._solution import RESULTS
+from . import _store
+
+_AXIS = "batch"
+
+
+# ---------------------------------------------------------------------------------------
+# The compiled chunk: vmap of the user's solver, sharded over a mesh.
+
+
+@functools.partial(jax.jit, static_argnames=("static_fn", "max_steps", "mesh"))
+def _solve_chunk(dynamic_fn, chunk, init, *, static_fn, max_steps, mesh):
+    def local(dynamic_fn, chunk, init):
+        fn = eqx.combine(dynamic_fn, static_fn)
+
+        def one(element, init_i):
+            kwargs = {}
+            if max_steps is not None:
+                kwargs["max_steps"] = max_steps
+            if init_i is not None:
+                kwargs["init"] = init_i
+            return fn(element, **kwargs)
+
+        return jax.vmap(one)(chunk, init)
+
+    if mesh is None:
+        return local(dynamic_fn, chunk, init)
+    # shard_map, not a sharded vmap: each device runs its own solver loop and stops when
+    # *its* elements are done, instead of every device iterating until the slowest element
+    # of the whole chunk has converged (and synchronising at every step).
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(), P(_AXIS), P(_AXIS)),
+        out_specs=P(_AXIS),
+        # The solvers' loop carries start replicated and become per-device; no collectives
+        # are used, so the replication check has nothing to protect.
+        check_vma=False,
+    )(dynamic_fn, chunk, init)
+
+
+class _Solver:
+    """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per size)."""
+
+    def __init__(self, solve_fn, devices: list):
+        self.dynamic_fn, self.static_fn = eqx.partition(solve_fn, eqx.is_array)
+        self.devices = devices
+        if len(devices) > 1:
+            self.mesh = Mesh(devices, (_AXIS,))
+            self.sharding = NamedSharding(self.mesh, P(_AXIS))
+            self.replicated = NamedSharding(self.mesh, P())
+        else:
+            self.mesh = None
+            self.sharding = self.replicated = devices[0]
+
+    def size(self, n: int) -> int:
+        """`n` rounded up to a multiple of the number of devices."""
+        k = len(self.devices)
+        return -(-n // k) * k
+
+    def __call__(self, chunk, *, init=None, max_steps=None):
+        chunk = jax.device_put(chunk, self.sharding)
+        if init is not None:
+            init = jax.device_put(init, self.sharding)
+        dynamic_fn = jax.device_put(self.dynamic_fn, self.replicated)
+        return _solve_chunk(
+            dynamic_fn, chunk, init, static_fn=self.static_fn, max_steps=max_steps,
+            mesh=self.mesh,
+        )
+
+    def eval_shape(self, chunk_struct, max_steps):
+        return _solve_chunk.eval_shape(
+            self.dynamic_fn, chunk_struct, None, static_fn=self.static_fn,
+            max_steps=max_steps, mesh=None,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Input checks
+
+
+def _as_batch(batch) -> tuple[list, Any, int]:
+    leaves, treedef = jax.tree.flatten(batch)
+    if not leaves:
+        raise ValueError(
+            "`batch` has no arrays: pass a pytree of arrays with a leading batch axis."
+        )
+    out = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
+        if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+            leaf = jnp.asarray(leaf)
+        if leaf.ndim == 0:
+            raise ValueError(
+                f"`batch{jax.tree_util.keystr(path)}` is a scalar; every leaf of `batch` needs a "
+                "leading batch axis (put values shared by all elements inside `solve_fn`)."
+            )
+        out.append(leaf)
+    sizes = {int(leaf.shape[0]) for leaf in out}
+    if len(sizes) != 1:
+        shapes = ", ".join(
+            f"batch{jax.tree_util.keystr(p)}: {tuple(leaf.shape)}"
+            for (p, _), leaf in zip(jax.tree_util.tree_flatten_with_path(batch)[0], out)
+        )
+        raise ValueError(
+            f"The leaves of `batch` must share their leading (batch) axis; got {shapes}."
+        )
+    n = sizes.pop()
+    if n == 0:
+        raise ValueError("`batch` is empty (leading axis of length 0).")
+    return out, treedef, n
+
+
+def _check_signature(solve_fn) -> None:
+    try:
+        inspect.signature(solve_fn).bind(None, max_steps=1, init=None)
+    except TypeError:
+        raise ValueError(
+            "`straggler_steps` needs a `solve_fn` that accepts the keyword arguments "
+            "`max_steps` and `init` and passes them to the solver, e.g. "
+            "`lambda b, **kw: nj.minimize_action(sde, b['x0'], b['x1'], 0.0, 10.0, "
+            "throw=False, **kw)`."
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): trust the caller
+        pass
+
+
+def _check_polishable(out_struct) -> None:
+    if not (hasattr(out_struct, "converged") and hasattr(out_struct, "xs")):
+        raise ValueError(
+            "`straggler_steps` needs `solve_fn` to return a solution with `converged` and `xs` "
+            f"(such as `nj.PathSolution`); got {type(out_struct).__name__}."
+        )
+
+
+def _polish_mask(out) -> jax.Array:
+    """Elements worth a longer solve: unconverged because they ran out of steps (not those
+    with bad inputs or a failed solve, which more steps do not help)."""
+    mask = ~out.converged
+    result = getattr(out, "result", None)
+    if isinstance(result, type(RESULTS.successful)):
+        mask = mask & (result == RESULTS.max_steps_reached)
+    return mask
+
+
+def _barrier(name: str) -> None:
+    """Wait for every process (`jax.distributed`)."""
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
+
+
+def _default_progress(progress):
+    if progress is True:
+        from .._cases._common import Progress
+
+        return Progress("solve_batch")
+    if progress is False or progress is None:
+        return None
+    if not hasattr(progress, "bar"):
+        raise ValueError(
+            "`progress` must be True, False, or an object with a method `bar(i, n, message)` "
+            "(e.g. the CLI's `Progress`)."
+        )
+    return progress
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def solve_batch(
+    solve_fn: Callable[..., PyTree],
+    batch: PyTree[ArrayLike],
+    *,
+    chunk_size: int = 1024,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    straggler_steps: int | None = None,
+    polish_size: int | None = None,
+    progress: Any = True,
+    collect: bool = True,
+) -> PyTree | None:
+    r"""Map a solver over a very large batch of problems: in chunks, sharded over the local
+    devices, with every finished chunk saved to disk so that an interrupted run resumes where
+    it stopped.
+
+    ```python
+    sde = nj.SDE(drift, 1.0)
+    batch = {"x1": x1s, "t1": t1s}                    # leading axis: one element per problem
+    solve = lambda b, **kw: nj.minimize_action(
+        sde, x0, b["x1"], 0.0, b["t1"], n_nodes=101, args=10.0, throw=False, **kw)
+    sols = nj.solve_batch(solve, batch, chunk_size=4096, out_dir="runs/ms",
+                          straggler_steps=40)
+    sols.xs.shape, sols.converged                     # (N, 101, d), (N,)
+    ```
+
+    **Arguments:**
+
+    - `solve_fn`: maps one element of `batch` (the pytree with the leading axis removed) to
+      a pytree of arrays, usually an `nj.PathSolution` (pass `throw=False` to the solver so
+      that every element reports its own `converged` and `result`). It is `jit`-compiled
+      and `vmap`ped once per chunk shape, and the compilation is reused by later calls with
+      the same `solve_fn` object (define it once, not inline in a loop). Arrays it closes
+      over are baked into the program; an `eqx.Module` (or `eqx.Partial`) passes its
+      arrays as arguments instead.
+    - `batch`: a pytree of arrays (NumPy or JAX) sharing their leading axis `N`.
+    - `chunk_size`: elements per chunk: the unit of compilation, of saving and of resuming.
+      The last chunk is padded (with copies of the last element, dropped from the results),
+      so every chunk has one shape and compiles once.
+    - `out_dir`: folder for the results: `chunk_{i:06d}.npz` per chunk (keys are the leaf
+      names of the output, e.g. `xs`, `action`, `stats.num_steps`; `numpy.load` reads them),
+      each written to a temporary file then renamed over its name (atomic), and
+      `manifest.json` (size, chunk size, a SHA-256 of the inputs, the output structure and
+      the straggler settings). `None`: nothing is written (no resuming).
+    - `resume`: with `out_dir`, load the chunks already there and solve only the missing
+      ones. A folder holding a different batch (other inputs, chunk size, output structure
+      or straggler settings) is refused with a `ValueError`. The hash covers the inputs,
+      not `solve_fn`: use a new folder when you change the problem itself. `resume=False`
+      deletes the previous results in `out_dir` and starts afresh.
+    - `devices`: the devices to shard each chunk over along its batch axis (default: all
+      local devices, `jax.local_devices()`). Each device runs the solver on its share with
+      `jax.shard_map`, and stops when its own elements are done (a straggler delays only
+      its own device). The chunk is padded to a multiple of the device count; chunk files
+      do not depend on it, so a run may resume on another machine.
+    - `straggler_steps`: mitigation of stragglers. `vmap` of a solver's `while_loop` runs
+      until the slowest element stops, so one hard problem makes a chunk of easy ones as
+      slow as itself. With `straggler_steps=k`, each chunk is first solved with
+      `solve_fn(element, max_steps=k)`; the elements that ran out of steps (unconverged,
+      `nj.RESULTS.max_steps_reached`) are then gathered into small batches and solved
+      again, warm-started, with `solve_fn(element, init=xs)`: with the solver's own step
+      budget, from the path where the first pass stopped. `solve_fn` must accept and
+      forward these keywords (`lambda b, **kw: nj.minimize_action(..., **kw)`) and return
+      `converged` and `xs`. For such elements `stats["num_steps"]` counts both passes.
+      Choose `k` a little above the step count of typical elements (e.g. twice their
+      median; `BlockNewton` needs 15–40 steps on typical problems): too small a cap sends
+      easy elements to the second pass, and elements that never converge are solved twice.
+      Default `None`: one pass, no cap. (Measured on CPU: a Maier–Stein chunk of 1023
+      easy elements, ≤ 37 steps each, and one that needs 173 costs 4.2–4.7× the easy chunk
+      alone in one pass, 1.1–1.2× with `straggler_steps=40`;
+      `benchmarks/bench_batch_stragglers.py`.)
+    - `polish_size`: batch size of the second pass (default `min(chunk_size, 8)`, rounded
+      up to a multiple of the device count); one compilation. More stragglers than this in
+      a chunk are solved in several rounds.
+    - `progress`: `True` (a progress bar on stderr), `False`, or an object with a method
+      `bar(i, n, message)` called after each chunk.
+    - `collect`: return the results. With `False`, results stay on disk only (for batches
+      larger than memory) and `None` is returned; call again with `resume=True` to load them.
+
+    **Returns:** the output of `solve_fn` stacked along a leading axis of length `N` (e.g. an
+    `nj.PathSolution` with `xs` of shape `(N, n, d)` and per-element `converged`, `result`).
+
+    **Multi-host.** After `jax.distributed.initialize()`, call `solve_batch` in every process
+    with the same arguments and an `out_dir` on a file system they share. Process `p` of
+    `P` solves the chunks `i` with `i % P == p` on its own local devices (no communication
+    while solving); after a barrier every process loads all chunks (if `collect`).
+
+    **Resuming.** Each finished chunk is one file, renamed into place only when complete, so
+    a run killed at any moment (Ctrl-C, a lost node, a time limit) loses at most the chunks
+    being solved; running the same call again loads the finished ones and solves the rest.
+    Chunks solved again are computed with the same shapes, so results are identical to an
+    uninterrupted run.
+    """
+    if not callable(solve_fn):
+        raise ValueError(f"`solve_fn` must be callable, got {type(solve_fn).__name__}.")
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be a positive int, got {chunk_size!r}.")
+    if straggler_steps is not None and (
+        not isinstance(straggler_steps, int) or isinstance(straggler_steps, bool)
+        or straggler_steps < 1
+    ):
+        raise ValueError(
+            f"`straggler_steps` must be None or a positive int, got {straggler_steps!r}."
+        )
+    if polish_size is not None and (
+        not isinstance(polish_size, int) or isinstance(polish_size, bool) or polish_size < 1
+    ):
+        raise ValueError(f"`polish_size` must be None or a positive int, got {polish_size!r}.")
+    progress = _default_progress(progress)
+
+    leaves, treedef, n = _as_batch(batch)
+    dtypes = [jax.dtypes.canonicalize_dtype(leaf.dtype) for leaf in leaves]
+    num_chunks = math.ceil(n / chunk_size)
+    chunk_size = min(chunk_size, n)  # a batch smaller than one chunk is not padded up
+
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("`devices` is empty.")
+    solver = _Solver(solve_fn, devices)
+    padded = solver.size(chunk_size)
+    if straggler_steps is not None:
+        polish_size = min(chunk_size, 8) if polish_size is None else polish_size
+        polish = solver.size(polish_size)
+    else:
+        polish_size = polish = None
+
+    num_processes, process = jax.process_count(), jax.process_index()
+    root = old = None
+    if out_dir is not None:
+        root = pathlib.Path(out_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": _store.FORMAT,
+            "version": _store.VERSION,
+            "total": n,
+            "chunk_size": chunk_size,
+            "num_chunks": num_chunks,
+            "inputs": {
+                "sha256": _store.inputs_sha256(leaves, dtypes),
+                "leaves": _store.describe(_store.leaf_names(batch), leaves, batched=True),
+            },
+            "straggler_steps": straggler_steps,
+            "polish_size": polish_size,
+        }
+        old = _store.read_manifest(root) if resume else None
+        if old is not None:  # before tracing `solve_fn`: a refusal costs nothing
+            _store.check_manifest(root, old, manifest, ignore=("outputs",))
+        elif resume and _store.existing_chunks(root):
+            raise ValueError(
+                f"`out_dir` {root} holds chunk files but no manifest.json, so they cannot be "
+                "checked against this batch: pass `resume=False` to overwrite them, or use "
+                "another `out_dir`."
+            )
+
+    # The output's structure, traced without compiling (checked against files on resuming).
+    chunk_struct = jax.tree.unflatten(
+        treedef,
+        [jax.ShapeDtypeStruct((padded, *leaf.shape[1:]), dt) for leaf, dt in zip(leaves, dtypes)],
+    )
+    if straggler_steps is not None:
+        _check_signature(solve_fn)
+    out_struct = solver.eval_shape(chunk_struct, straggler_steps)
+    if straggler_steps is not None:
+        _check_polishable(out_struct)
+    out_leaves_struct, out_treedef = jax.tree.flatten(out_struct)
+    names = _store.leaf_names(out_struct)
+    out_spec = _store.describe(names, out_leaves_struct, batched=True)
+
+    if root is not None:
+        manifest["outputs"] = out_spec
+        if old is not None:
+            _store.check_manifest(root, old, manifest)
+        if not resume and process == 0:
+            _store.clear(root)
+        elif num_processes == 1:  # (with several, another process may be writing now)
+            _store.remove_temporaries(root)
+        if old is None:
+            # Every process writes the same content, atomically: no ordering needed.
+            _store.write_manifest(root, manifest)
+        if num_processes > 1:
+            _barrier("noether_jax.solve_batch:setup")
+    elif num_processes > 1:
+        raise ValueError(
+            "With several processes (`jax.distributed`), pass an `out_dir` on a file system "
+            "they share: each process solves its own chunks and the results meet there."
+        )
+
+    def bounds(i):
+        start = i * chunk_size
+        return start, min(start + chunk_size, n)
+
+    def take(i):
+        """Chunk `i` of the inputs, padded to `padded` with copies of its last element."""
+        start, stop = bounds(i)
+        parts = []
+        for leaf, dt in zip(leaves, dtypes):
+            part = jnp.asarray(leaf[start:stop], dtype=dt)
+            if stop - start < padded:
+                fill = jnp.broadcast_to(part[-1:], (padded - (stop - start), *part.shape[1:]))
+                part = jnp.concatenate([part, fill])
+            parts.append(part)
+        return jax.tree.unflatten(treedef, parts)
+
+    def solve(i):
+        start, stop = bounds(i)
+        chunk = take(i)
+        out = solver(chunk, max_steps=straggler_steps)
+        if straggler_steps is not None:
+            out = _polish(solver, chunk, out, polish, valid=stop - start)
+        # One device -> host transfer per chunk.
+        return [leaf[: stop - start] for leaf in jax.device_get(jax.tree.leaves(out))]
+
+    mine = [i for i in range(num_chunks) if i % num_processes == process]
+    results: dict[int, list] = {}
+    todo = []
+    for i in mine:
+        loaded = None
+        if root is not None and resume and _store.chunk_path(root, i).exists():
+            start, stop = bounds(i)
+            loaded = _store.load_chunk(root, i, out_spec, stop - start)
+        if loaded is None:
+            todo.append(i)
+        elif collect:
+            results[i] = loaded
+    done = len(mine) - len(todo)
+    message = f"{n} elements, {num_chunks} chunks of {chunk_size}"
+    if done:
+        message += f" ({done} loaded from {root})"
+    if progress is not None:
+        progress.bar(done, len(mine), message)
+    for i in todo:
+        host = solve(i)
+        if root is not None:
+            _store.save_chunk(root, i, names, host)
+        if collect:
+            results[i] = host
+        done += 1
+        if progress is not None:
+            progress.bar(done, len(mine), message)
+
+    if num_processes > 1:
+        _barrier("noether_jax.solve_batch:done")
+        if collect:
+            for i in range(num_chunks):
+                if i not in results:
+                    start, stop = bounds(i)
+                    loaded = _store.load_chunk(root, i, out_spec, stop - start)
+                    if loaded is None:
+                        raise ValueError(f"solve_batch: chunk {i} is missing from {root}.")
+                    results[i] = loaded
+    if not collect:
+        return None
+    stacked = [
+        jnp.concatenate([results[i][k] for i in range(num_chunks)])
+        for k in range(len(out_leaves_struct))
+    ]
+    return jax.tree.unflatten(out_treedef, stacked)
+
+
+@jax.jit
+def _gather(tree, sel):
+    return jax.tree.map(lambda a: a[sel], tree)
+
+
+@jax.jit
+def _merge(out, again, sel):
+    """Write the second pass's solutions `again` into `out` at `sel`; for `nj.PathSolution`s,
+    `num_steps` counts both passes."""
+    stats = getattr(again, "stats", None)
+    if isinstance(stats, dict) and "num_steps" in stats:
+        total = stats["num_steps"] + out.stats["num_steps"][sel]
+        again = eqx.tree_at(lambda s: s.stats["num_steps"], again, total)
+    # `sel` repeats an index where it was padded; those rows hold identical solutions.
+    return jax.tree.map(lambda a, b: a.at[sel].set(b), out, again)
+
+
+def _polish(solver: _Solver, chunk, out, size: int, *, valid: int):
+    """Solve again, warm-started with the solver's full budget, the elements of `out` that
+    ran out of steps (among the first `valid`: the rest is padding); `size` of them at a
+    time (one compilation)."""
+    (idx,) = jax.device_get(_polish_mask(out))[:valid].nonzero()
+    idx = [int(i) for i in idx]
+    for start in range(0, len(idx), size):
+        part = idx[start : start + size]
+        # Pad with copies of one straggler: they take its path in lockstep, no extra steps.
+        sel = jnp.asarray(part + [part[0]] * (size - len(part)), dtype=jnp.int32)
+        elements, init = _gather((chunk, out.xs), sel)
+        out = _merge(out, solver(elements, init=init), sel)
+    return out

@@ -1,0 +1,271 @@
+"""`nj.solve_batch`: chunks equal one vmap, sharded equals unsharded, interrupted runs resume
+to identical results without recomputing, stragglers are polished, bad inputs refused.
+
+Cost: four compilations of the batched solver (the reference vmap, the capped chunk, the
+polish batch, and the sharded chunk in a subprocess); every other call reuses them."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import noether_jax as nj
+import noether_jax._batch._runner as batch_runner
+
+# Maier–Stein, β = 10, D = 1, T = 10, on a coarse grid (cheap; the solver's work is the same).
+BETA, T, N_NODES = 10.0, 10.0, 21
+CHUNK, CAP = 8, 30
+N = 19  # chunks of 8, 8, 3 (+5 padding)
+HARD = 11  # index of the element far up the quartic wall: ~70 Newton steps, others < 25
+
+
+def drift(t, x, beta):
+    return jnp.array([x[0] - x[0] ** 3 - beta * x[0] * x[1] ** 2, -(1 + x[0] ** 2) * x[1]])
+
+
+SDE = nj.SDE(drift, 1.0)
+
+
+def solve(b, **kw):
+    return nj.minimize_action(
+        SDE, b["x0"], b["x1"], 0.0, T, n_nodes=N_NODES, args=BETA, throw=False, **kw
+    )
+
+
+def make_batch():
+    u = np.linspace(-1.0, 1.0, N)
+    x1 = np.stack([1.0 + 0.3 * u, 0.3 + 0.15 * np.sin(3.0 * u)], axis=1)
+    x1[HARD] = [6.0, 0.0]
+    x0 = np.tile([-1.0, 0.0], (N, 1))
+    return {"x0": x0, "x1": x1}
+
+
+class Recorder:
+    """A progress object that records the chunks it is told about, and can interrupt."""
+
+    def __init__(self, stop_after=None):
+        self.calls, self.stop_after = [], stop_after
+
+    def bar(self, i, n, message=""):
+        self.calls.append((i, n))
+        if self.stop_after is not None and i >= self.stop_after:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def assert_trees_equal(a, b):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    batch = make_batch()
+    ref = jax.vmap(solve)(jax.tree.map(jnp.asarray, batch))
+    out = tmp_path_factory.mktemp("full")
+    rec = Recorder()
+    sols = nj.solve_batch(
+        solve, batch, chunk_size=CHUNK, out_dir=out, straggler_steps=CAP, progress=rec
+    )
+    return dict(batch=batch, ref=ref, sols=sols, out=out, progress=rec.calls)
+
+
+def test_chunked_equals_one_vmap_and_polishes_the_straggler(runs):
+    ref, sols = runs["ref"], runs["sols"]
+    steps = np.asarray(ref.stats["num_steps"])
+    easy = np.arange(N) != HARD
+    # The setting the test relies on: one element needs more steps than the cap.
+    assert steps[HARD] > CAP and np.all(steps[easy] < CAP)
+    assert sols.xs.shape == (N, N_NODES, 2) and sols.action.shape == (N,)
+    assert bool(jnp.all(ref.converged)) and bool(jnp.all(sols.converged))
+    # Elements that met the tolerance within the cap went through the same iterations.
+    sols, ref = jax.device_get((sols, ref))  # NumPy indexing below: no eager JAX ops
+    for name in ("xs", "action", "ts"):
+        np.testing.assert_allclose(
+            getattr(sols, name)[easy], getattr(ref, name)[easy], rtol=0, atol=1e-12
+        )
+    np.testing.assert_array_equal(sols.stats["num_steps"][easy], steps[easy])
+    # The straggler: stopped at the cap, polished from there to the same minimum.
+    assert sols.stats["num_steps"][HARD] > CAP
+    assert float(sols.action[HARD]) == pytest.approx(float(ref.action[HARD]), rel=1e-10)
+    np.testing.assert_allclose(sols.xs[HARD], ref.xs[HARD], atol=1e-6)
+    assert runs["progress"] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    names = sorted(p.name for p in runs["out"].iterdir())
+    assert names == ["chunk_000000.npz", "chunk_000001.npz", "chunk_000002.npz", "manifest.json"]
+    with np.load(runs["out"] / "chunk_000002.npz") as data:  # padding dropped
+        assert data["xs"].shape == (3, N_NODES, 2)
+        np.testing.assert_array_equal(data["action"], np.asarray(sols.action[16:]))
+
+
+def test_interrupted_run_resumes_identically_without_recomputing(runs, tmp_path):
+    batch = runs["batch"]
+    rec = Recorder(stop_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        nj.solve_batch(
+            solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP, progress=rec
+        )
+    files = {p.name: p.stat() for p in tmp_path.glob("chunk_*.npz")}
+    assert sorted(files) == ["chunk_000000.npz", "chunk_000001.npz"]
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+    # What a run killed (SIGKILL) while writing chunk 2 leaves: a temporary file, removed.
+    (tmp_path / ".chunk_000002.npz.x1y2.tmp").write_bytes(b"PK partial")
+
+    rec = Recorder()
+    sols = nj.solve_batch(
+        solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP, progress=rec
+    )
+    assert rec.calls == [(2, 3), (3, 3)]  # only the last chunk was solved
+    assert not list(tmp_path.glob(".*.tmp"))
+    for name, st in files.items():  # finished chunks were not rewritten
+        new = (tmp_path / name).stat()
+        assert (new.st_ino, new.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert_trees_equal(sols, runs["sols"])
+
+    # Everything on disk: nothing solved, same results.
+    rec = Recorder()
+    again = nj.solve_batch(
+        solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP, progress=rec
+    )
+    assert rec.calls == [(3, 3)]
+    assert_trees_equal(again, runs["sols"])
+
+    # A damaged chunk file (not something solve_batch writes) is solved again, with a warning.
+    (tmp_path / "chunk_000001.npz").write_bytes(b"not a zip file")
+    rec = Recorder()
+    with pytest.warns(UserWarning, match="chunk_000001.npz is unusable"):
+        again = nj.solve_batch(
+            solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP, progress=rec
+        )
+    assert rec.calls == [(2, 3), (3, 3)]
+    assert_trees_equal(again, runs["sols"])
+
+
+def test_resume_refuses_a_different_batch(runs):
+    batch = runs["batch"]
+    other = {"x0": batch["x0"], "x1": batch["x1"].copy()}
+    other["x1"][3, 1] += 1e-9
+    kw = dict(out_dir=runs["out"], progress=False)
+    with pytest.raises(ValueError, match="different batch.*sha256"):
+        nj.solve_batch(solve, other, chunk_size=CHUNK, straggler_steps=CAP, **kw)
+    with pytest.raises(ValueError, match="chunk_size"):
+        nj.solve_batch(solve, batch, chunk_size=CHUNK - 1, straggler_steps=CAP, **kw)
+    with pytest.raises(ValueError, match="straggler_steps"):
+        nj.solve_batch(solve, batch, chunk_size=CHUNK, straggler_steps=CAP + 1, **kw)
+    # Nothing was overwritten.
+    again = nj.solve_batch(solve, batch, chunk_size=CHUNK, straggler_steps=CAP, **kw)
+    assert_trees_equal(again, runs["sols"])
+
+
+def test_chunks_split_between_processes(runs, tmp_path, monkeypatch):
+    # Multi-host: process p of P solves chunks i % P == p; the last to finish reads all.
+    batch = runs["batch"]
+    kw = dict(chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    barriers = []  # jax.distributed is not initialised: record the barriers instead
+    monkeypatch.setattr(batch_runner, "_barrier", barriers.append)
+    rec = Recorder()
+    assert nj.solve_batch(solve, batch, progress=rec, collect=False, **kw) is None
+    assert rec.calls == [(0, 1), (1, 1)]  # one chunk of three
+    assert [p.name for p in tmp_path.glob("chunk_*.npz")] == ["chunk_000001.npz"]
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    rec = Recorder()
+    sols = nj.solve_batch(solve, batch, progress=rec, **kw)
+    assert rec.calls == [(0, 2), (1, 2), (2, 2)]
+    assert_trees_equal(sols, runs["sols"])
+    assert len(barriers) == 4  # after the setup and before reading, in each process
+    with pytest.raises(ValueError, match="out_dir"):
+        nj.solve_batch(solve, batch, chunk_size=CHUNK, progress=False)
+
+
+_SHARDED = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == 4, jax.devices()
+sys.path.insert(0, {tests!r})
+import test_batch_runner as t
+import noether_jax as nj
+nj.solve_batch(t.solve, t.make_batch(), chunk_size=6, out_dir={out!r}, progress=False)
+"""
+
+
+def test_sharded_over_four_devices_equals_unsharded(runs, tmp_path):
+    # Chunks of 6 padded to 8 (two elements per device), solved with shard_map.
+    tests = pathlib.Path(__file__).parent
+    path = os.pathsep.join([str(tests.parent), os.environ.get("PYTHONPATH", "")])
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=path,
+    )
+    code = _SHARDED.format(tests=str(tests), out=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ref = runs["ref"]
+    for i, start in enumerate(range(0, N, 6)):
+        with np.load(tmp_path / f"chunk_{i:06d}.npz") as data:
+            stop = min(start + 6, N)
+            np.testing.assert_allclose(data["xs"], ref.xs[start:stop], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(data["action"], ref.action[start:stop], rtol=1e-13)
+            steps = ref.stats["num_steps"][start:stop]
+            np.testing.assert_array_equal(data["stats.num_steps"], steps)
+            assert data["converged"].all()
+
+
+def test_bad_inputs():
+    batch = make_batch()
+    with pytest.raises(ValueError, match="leading"):
+        nj.solve_batch(solve, {"x0": batch["x0"], "x1": batch["x1"][:-1]})
+    with pytest.raises(ValueError, match="scalar"):
+        nj.solve_batch(solve, {"x0": batch["x0"], "x1": batch["x1"], "t": 1.0})
+    with pytest.raises(ValueError, match="empty"):
+        nj.solve_batch(solve, {"x0": batch["x0"][:0], "x1": batch["x1"][:0]})
+    with pytest.raises(ValueError, match="chunk_size"):
+        nj.solve_batch(solve, batch, chunk_size=0)
+    no_kwargs = lambda b: solve(b)
+    with pytest.raises(ValueError, match="max_steps"):
+        nj.solve_batch(no_kwargs, batch, straggler_steps=10)
+    with pytest.raises(ValueError, match="progress"):
+        nj.solve_batch(solve, batch, progress="yes")
+
+
+def test_cli_reports_bad_boundary_conditions(tmp_path):
+    # The `noether-jax batch` subcommand's checks (no solve, nothing compiled).
+    import argparse
+
+    from noether_jax._batch._cli import add_parser
+    from noether_jax._cli import CLIError
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    system = tmp_path / "ms.py"
+    system.write_text(
+        "import jax.numpy as jnp\nimport noether_jax as nj\n"
+        "sde = nj.SDE(lambda t, x, b: jnp.array([x[0] - x[0] ** 3 - b * x[0] * x[1] ** 2,"
+        " -(1 + x[0] ** 2) * x[1]]), 1.0)\n"
+    )
+    batch = make_batch()
+
+    def run(*argv):
+        ns = parser.parse_args(["batch", f"{system}:sde", *argv, "--out", str(tmp_path / "o")])
+        with pytest.raises(CLIError) as info:
+            ns.handler(ns)
+        return str(info.value)
+
+    np.savez(tmp_path / "bc.npz", x0=batch["x0"], x1=batch["x1"][:-1])
+    assert "differ in length: x0: 19, x1: 18" in run(str(tmp_path / "bc.npz"), "--t1", "10")
+    np.savez(tmp_path / "bc.npz", x0=batch["x0"], x1=batch["x1"])
+    assert "give t1" in run(str(tmp_path / "bc.npz"))
+    assert "both in bc.npz and as --x0" in run(str(tmp_path / "bc.npz"), "--x0=-1,0", "--t1", "1")
+    np.savez(tmp_path / "bc.npz", x0=batch["x0"][:, :1], x1=batch["x1"][:, :1])
+    assert "give 2 numbers" in run(str(tmp_path / "bc.npz"), "--t1", "10", "--args", "10")
+    np.save(tmp_path / "bc.npy", np.zeros((4, 3, 2)))
+    assert "expected (N, 2, d)" in run(str(tmp_path / "bc.npy"), "--t1", "10")
