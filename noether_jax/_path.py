@@ -28,11 +28,11 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _concrete_equal(a, b) -> bool:
-    # Under jit even constants may come out of `==` as tracers: then the check is left to
-    # the result code (`finite_in` requires t0 != t1).
+def _concrete_true(x) -> bool:
+    # Under jit even operations on constants give tracers: then the check is left to the
+    # result code (`finite_in` and `grid_ok` in `_minimize_action`).
     try:
-        return bool(a == b)
+        return bool(x)
     except jax.errors.ConcretizationTypeError:
         return False
 
@@ -228,7 +228,7 @@ def minimize_action(
     d = x0.shape[0]
     t0 = as_time(t0, "t0").astype(dtype)
     t1 = as_time(t1, "t1").astype(dtype)
-    if _concrete_equal(t0, t1):
+    if _concrete_true(t0 == t1):
         raise ValueError("`t0` and `t1` must differ: the path needs a duration.")
 
     adaptive = None
@@ -244,9 +244,8 @@ def minimize_action(
             )
         n_nodes = grid.shape[0]
         if _is_concrete(grid) and n_nodes >= 2:
-            if bool(
-                (grid[0] != 0) | (grid[-1] != 1) | jnp.any(jnp.diff(grid) <= 0)
-            ):
+            bad = (grid[0] != 0) | (grid[-1] != 1) | jnp.any(jnp.diff(grid) <= 0)
+            if _concrete_true(bad):
                 raise ValueError(
                     "`grid` must increase strictly from 0 to 1 (node positions as fractions "
                     "of the duration)."
