@@ -215,6 +215,10 @@ def run(out=None, *, quick: bool = False, progress=None) -> CaseReport:
 
     numbers["seconds"] = time.perf_counter() - start
     md = _markdown(numbers, fig_name, quick)
+    numbers["key_result"] = (
+        f"{len(numbers['fixed_points']['stable'])} stable states; S(T=40) = "
+        f"{numbers['T=40']['richardson_action']:.5f} via the high-high state"
+    )
     return CaseReport(NAME, TITLE, numbers, md, [fig_name], checks,
                       seconds=numbers["seconds"])
 
@@ -263,8 +267,6 @@ def _markdown(nb, fig, quick):
         "The sigmoids (width 0.01) make a uniform grid useless at T = 40: the path crosses "
         "each layer in a few hundredths of a time unit. `nj.AdaptiveGrid()` moves the "
         "nodes there; the action then converges at second order.",
-        "",
-        f"![attractor network]({fig})",
     ]
     return "\n".join(lines)
 

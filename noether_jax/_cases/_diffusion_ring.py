@@ -650,6 +650,7 @@ def run(out=None, *, quick: bool = False, progress=None) -> CaseReport:
     numbers["seconds"] = seconds
     markdown = _markdown(numbers, labels)
     progress("done")
+    numbers["key_result"] = "L constant to " + f"{max(float(p['L_relative_variation']) for p in numbers['paths']):.0e}" + "; energy not conserved"
     return CaseReport(
         name=NAME, title=TITLE, numbers=numbers, markdown=markdown, figures=figures,
         checks=checks, seconds=seconds,

@@ -314,6 +314,11 @@ their O(e^(−T)) coupling carries a discretisation error. The path error is the
 there, and the grid stretched towards both ends, where the path moves, gives \
 {slow['path_max_error']:.1e}, against {uniform_path_error:.1e} on a uniform grid of {n} nodes.
 """
+    numbers["key_result"] = "; ".join(
+        f"T={numbers[k]['T']:g}: S error {numbers[k]['action_rel_error']:.0e}, "
+        f"L varies {numbers[k]['angular_momentum_relative_variation']:.0e}"
+        for k in ("T=1", "T=10")
+    )
     return CaseReport(
         name=NAME,
         title=TITLE,
