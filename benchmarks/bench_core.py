@@ -44,8 +44,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import pathlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -55,35 +57,27 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
-import scipy.optimize  # noqa: E402
 
 import noether_jax as nj  # noqa: E402
 
-BETA = 10.0
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from _baselines import library_fn as _library_fn, scipy_solve as _scipy_solve  # noqa: E402
+from _problems import (  # noqa: E402
+    action_and_grad_np,
+    interpolate,
+    maier_stein,
+    straight_line,
+)
+
 D = 0.1
 T0, T1 = 0.0, 10.0
 N_NODES = 101
 N_FINE = 1601
-X0 = np.array([-1.0, 0.0])
-SEED = 0
 MAX_DISC_PATHS = 64  # paths used for the discretisation error (it does not depend on B)
-
-
-# --------------------------------------------------------------------------- problem
-
-
-def drift_jax(t, x, args):
-    a, b = x[0], x[1]
-    return jnp.stack([a - a**3 - BETA * a * b**2, -(1 + a**2) * b])
-
-
-SDE = nj.SDE(drift_jax, D)
-
-
-def endpoints(n: int) -> np.ndarray:
-    """The first `n` endpoints of one fixed stream, so smaller batches are prefixes."""
-    uv = np.random.default_rng(SEED).uniform(-1.0, 1.0, size=(max(n, 1024), 2))[:n]
-    return np.stack([1.0 + 0.3 * uv[:, 0], 0.5 * uv[:, 1]], axis=1)
+PROBLEM = maier_stein(beta=10.0, D=D, T=T1, n_nodes=N_NODES)
+X0 = PROBLEM.x0
+endpoints = PROBLEM.endpoints  # the first `n` endpoints of one fixed stream
 
 
 # --------------------------------------------------------------------------- library
@@ -91,14 +85,7 @@ def endpoints(n: int) -> np.ndarray:
 
 def library_fn(n_nodes: int = N_NODES, solver=None, with_init: bool = False):
     """A jitted, vmapped `minimize_action` over endpoints (and initial paths)."""
-    x0 = jnp.asarray(X0)
-
-    def one(b, init=None):
-        return nj.minimize_action(
-            SDE, x0, b, T0, T1, n_nodes=n_nodes, init=init, solver=solver, throw=False
-        )
-
-    return jax.jit(jax.vmap(one if with_init else (lambda b: one(b))))
+    return jax.jit(_library_fn(PROBLEM, n_nodes=n_nodes, solver=solver, with_init=with_init))
 
 
 def time_library(fn, x1: np.ndarray, repeats: int):
@@ -119,74 +106,28 @@ def time_library(fn, x1: np.ndarray, repeats: int):
 # --------------------------------------------------------------------------- NumPy baseline
 
 
-def drift_np(x: np.ndarray) -> np.ndarray:
-    """Maier–Stein drift on an array of states, shape (..., 2)."""
-    a, b = x[..., 0], x[..., 1]
-    return np.stack([a - a**3 - BETA * a * b**2, -(1 + a**2) * b], axis=-1)
-
-
-def jac_np(x: np.ndarray) -> np.ndarray:
-    """Jacobian ∂f/∂x on an array of states, shape (..., 2, 2)."""
-    a, b = x[..., 0], x[..., 1]
-    J = np.empty(x.shape + (2,))
-    J[..., 0, 0] = 1 - 3 * a**2 - BETA * b**2
-    J[..., 0, 1] = -2 * BETA * a * b
-    J[..., 1, 0] = -2 * a * b
-    J[..., 1, 1] = -(1 + a**2)
-    return J
-
-
-def action_and_grad(y: np.ndarray, x0, x1, h: float):
-    """Midpoint action S_h = Σ |h| ¼ |v − f(x_m)|² / D and its gradient w.r.t. the
-    interior nodes `y` (flattened, shape (2m,))."""
-    xs = np.concatenate([x0[None], y.reshape(-1, 2), x1[None]])
-    xm = 0.5 * (xs[1:] + xs[:-1])
-    r = (xs[1:] - xs[:-1]) / h - drift_np(xm)  # residual per interval
-    c = abs(h) / (4 * D)
-    S = c * np.sum(r * r)
-    # dS/dr_i = 2c r_i;  dr_i/dx_{i+1} = I/h − ½ J_i,  dr_i/dx_i = −I/h − ½ J_i.
-    w = 2 * c * r
-    JTw = np.einsum("nij,ni->nj", jac_np(xm), w)
-    g_right = w / h - 0.5 * JTw  # contribution of interval i to node i+1
-    g_left = -w / h - 0.5 * JTw  # contribution of interval i to node i
-    g = g_right[:-1] + g_left[1:]
-    return S, g.ravel()
-
-
-def check_gradient() -> float:
-    """Max abs error of the hand-written gradient against central differences."""
+def check_gradient() -> tuple[float, float]:
+    """Max abs error of the hand-written NumPy gradient (`_problems.action_and_grad_np`)
+    against central differences, and max |g|."""
     rng = np.random.default_rng(1)
     x1 = endpoints(1)[0]
-    h = (T1 - T0) / (N_NODES - 1)
-    s = np.linspace(0.0, 1.0, N_NODES)[1:-1, None]
-    y = (X0 + s * (x1 - X0) + 0.1 * rng.standard_normal((N_NODES - 2, 2))).ravel()
-    _, g = action_and_grad(y, X0, x1, h)
+    y = (straight_line(PROBLEM, x1)[1:-1] + 0.1 * rng.standard_normal((N_NODES - 2, 2))).ravel()
+    _, g = action_and_grad_np(y, PROBLEM, x1)
     eps = 1e-6
     fd = np.empty_like(y)
     for k in range(y.size):
         e = np.zeros_like(y)
         e[k] = eps
-        fd[k] = (action_and_grad(y + e, X0, x1, h)[0] - action_and_grad(y - e, X0, x1, h)[0]) / (
-            2 * eps
-        )
+        fd[k] = (action_and_grad_np(y + e, PROBLEM, x1)[0]
+                 - action_and_grad_np(y - e, PROBLEM, x1)[0]) / (2 * eps)
     return float(np.max(np.abs(g - fd))), float(np.max(np.abs(g)))
 
 
 def scipy_solve(x1: np.ndarray):
-    """One path by L-BFGS-B from the straight line. Returns (S, success, nit, xs)."""
-    h = (T1 - T0) / (N_NODES - 1)
-    s = np.linspace(0.0, 1.0, N_NODES)[1:-1, None]
-    y0 = (X0 + s * (x1 - X0)).ravel()
-    res = scipy.optimize.minimize(
-        action_and_grad,
-        y0,
-        args=(X0, x1, h),
-        jac=True,
-        method="L-BFGS-B",
-        options=dict(gtol=1e-10, ftol=1e-15, maxiter=100_000, maxfun=200_000),
-    )
-    xs = np.concatenate([X0[None], res.x.reshape(-1, 2), x1[None]])
-    return float(res.fun), bool(res.success), int(res.nit), xs
+    """One path by L-BFGS-B from the straight line, tight tolerances. Returns (S, success,
+    nit, xs)."""
+    r = _scipy_solve(PROBLEM, x1, gtol=1e-10, ftol=1e-15)
+    return r["S"], r["ok"], r["nit"], r["xs"]
 
 
 def time_scipy(x1: np.ndarray, repeats: int):
@@ -202,15 +143,9 @@ def time_scipy(x1: np.ndarray, repeats: int):
 # --------------------------------------------------------------------------- references
 
 
-def interpolate(xs: np.ndarray, n: int) -> np.ndarray:
-    """A path on `len(xs)` uniform nodes, linearly interpolated onto `n` uniform nodes."""
-    s, s_new = np.linspace(0, 1, xs.shape[0]), np.linspace(0, 1, n)
-    return np.stack([np.interp(s_new, s, xs[:, k]) for k in range(xs.shape[1])], axis=1)
-
-
 def fine_actions(xs_coarse: np.ndarray, x1: np.ndarray):
     """Library actions on the fine grid, started from the interpolated coarse paths."""
-    init = np.stack([interpolate(p, N_FINE) for p in xs_coarse])
+    init = interpolate(xs_coarse, N_FINE)
     fn = library_fn(N_FINE, with_init=True)
     sol = jax.block_until_ready(fn(jnp.asarray(x1), jnp.asarray(init)))
     return np.asarray(sol.action), np.asarray(sol.converged)
