@@ -60,6 +60,10 @@ from ._symmetry import (
     symmetry_conditions as symmetry_conditions,
 )
 
+# --- NewtonCG (issue 6): matrix-free truncated Newton for large d ---
+from ._solver import NewtonCG as NewtonCG
+# --- end NewtonCG ---
+
 # --- Batch runner (issue 6): chunked, sharded, resumable batches ---
 from ._batch import solve_batch as solve_batch
 # --- end batch runner ---

@@ -19,7 +19,7 @@ from ._sde import (
     metric_is_spd,
 )
 from ._solution import PathSolution, finish_solution
-from ._solver import AbstractPathSolver, BlockNewton, LBFGS, PathObjective
+from ._solver import AbstractPathSolver, BlockNewton, NewtonCG, PathObjective
 
 NEWTON_MAX_DIM = 64
 
@@ -197,7 +197,8 @@ def minimize_action(
     - `init`: initial path, shape `(n_nodes, d)` (its endpoints are replaced by `x0`, `x1`).
       Default: the straight line.
     - `action`: `nj.FreidlinWentzell()` (default) or `nj.OnsagerMachlup(...)`.
-    - `solver`: `nj.BlockNewton()` (default for `d ≤ 64`) or `nj.LBFGS()` (default above).
+    - `solver`: `nj.BlockNewton()` (default for `d ≤ 64`), `nj.NewtonCG()` (matrix-free,
+      default above) or `nj.LBFGS()` (where Hessian-vector products are unavailable).
     - `rtol`, `atol`: tolerances, passed to the default solver (see its docstring).
     - `max_steps`: maximum number of solver iterations.
     - `throw`: raise an error if the solve fails. Use `throw=False` in batches to get each
@@ -262,7 +263,7 @@ def minimize_action(
     if not isinstance(action, AbstractAction):
         raise ValueError(f"`action` must be an `nj.AbstractAction`, got {action!r}.")
     if solver is None:
-        solver = (BlockNewton if d <= NEWTON_MAX_DIM else LBFGS)(rtol=rtol, atol=atol)
+        solver = (BlockNewton if d <= NEWTON_MAX_DIM else NewtonCG)(rtol=rtol, atol=atol)
     elif rtol is not None or atol is not None:
         raise ValueError("Pass `rtol`/`atol` to the solver you give, not to `minimize_action`.")
     if not isinstance(solver, AbstractPathSolver):
