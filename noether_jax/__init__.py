@@ -60,6 +60,10 @@ from ._symmetry import (
     symmetry_conditions as symmetry_conditions,
 )
 
+# --- RNNs (issue 7): continuous-time recurrent networks as drifts ---
+from ._rnn import CTRNN as CTRNN, ctrnn_drift as ctrnn_drift
+# --- end RNNs ---
+
 # --- NewtonCG (issue 6): matrix-free truncated Newton for large d ---
 from ._solver import NewtonCG as NewtonCG
 # --- end NewtonCG ---
