@@ -48,10 +48,8 @@ def _starts(num_random, key):
 
 def _route_init(ts, waypoints, T):
     # A piecewise-linear first guess through the given states, with waits at each.
-    k = len(waypoints)
-    times = jnp.linspace(0.0, T, k)
     pts = jnp.asarray(waypoints)
-    return jax.vmap(lambda col: jnp.interp(ts, times, col), in_axes=1, out_axes=1)(pts)
+    return interpolate_path(ts, jnp.linspace(0.0, T, pts.shape[0]), pts)
 
 
 def _solve(sde, T, n, init=None, adaptive=True):
