@@ -9,28 +9,12 @@ and with 100 000 Euler–Maruyama paths (diffrax) stopped at the bound near T. W
 section and the physics checks.
 """
 
-import argparse
-
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from noether_jax._cases._common import script_main  # noqa: E402
 from noether_jax._cases._drift_diffusion import run  # noqa: E402
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
-    parser.add_argument("--quick", action="store_true", help="the reduced size of the tests")
-    opts = parser.parse_args(argv)
-    report = run(opts.out, quick=opts.quick)
-    print(f"## {report.title}\n")
-    print(report.markdown)
-    for name, ok in report.checks.items():
-        print(f"[{'ok' if ok else 'FAILED'}] {name}")
-    print(f"figures: {', '.join(report.figures)} in {opts.out}; {report.seconds:.1f} s")
-    return 0 if report.ok else 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(script_main(run, __doc__.split("\n")[0]))

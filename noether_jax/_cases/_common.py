@@ -84,3 +84,21 @@ def out_dir(out: str | pathlib.Path | None) -> pathlib.Path:
     path = pathlib.Path("noether_jax_out" if out is None else out)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def script_main(run: Callable[..., CaseReport], description: str, argv=None) -> int:
+    """The body of an `examples/caseN_*.py` script: `--out`, `--quick`, run the case, print
+    its Markdown section and checks; exit status 1 if a check fails."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--quick", action="store_true", help="the reduced size of the tests")
+    opts = parser.parse_args(argv)
+    report = run(opts.out, quick=opts.quick)
+    print(f"## {report.title}\n")
+    print(report.markdown)
+    for name, ok in report.checks.items():
+        print(f"[{'ok' if ok else 'FAILED'}] {name}")
+    print(f"figures: {', '.join(report.figures)} in {opts.out}; {report.seconds:.1f} s")
+    return 0 if report.ok else 1
