@@ -164,14 +164,13 @@ class GeometricObjective(eqx.Module):
         zero = jnp.zeros((1, k), a.dtype)
         ap = jnp.concatenate([zero, a, zero], axis=0)
 
-        def one(ca, cb, Na, Nb, aa, ab):
-            def fn(z):
-                return segment_action(self.sde, ca + Na @ z[:k], cb + Nb @ z[k:], self.args)
+        def seg(ca, cb, Na, Nb, za, zb):
+            return segment_action(self.sde, ca + Na @ za, cb + Nb @ zb, self.args)
 
-            return jax.hessian(fn)(jnp.concatenate([aa, ab]))
-
-        hess = jax.vmap(one)(self.c[:-1], self.c[1:], self.N[:-1], self.N[1:], ap[:-1], ap[1:])
-        return _blocktri.blocks_from_intervals(hess)
+        blocks = _blocktri.interval_hessians(
+            seg, self.c[:-1], self.c[1:], self.N[:-1], self.N[1:], ap[:-1], ap[1:]
+        )
+        return _blocktri.blocks_from_intervals(*blocks)
 
 
 class _Carry(eqx.Module):

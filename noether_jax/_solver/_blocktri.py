@@ -4,6 +4,12 @@ A matrix with diagonal blocks `A_j` (`j = 0..M-1`) and upper off-diagonal blocks
 (row block `j`, column block `j+1`; the lower ones are `B_jᵀ`) is solved by block Cholesky
 (block Thomas) in `O(M d³)` with two `lax.scan`s. A matrix that is not positive definite
 shows up as a NaN Cholesky factor, which the callers use as a definiteness test.
+
+For small blocks (`d ≤ 8`) the `d × d` factorisations and triangular solves inside the scans
+are unrolled into elementwise operations: a LAPACK call per block costs microseconds of
+overhead for a few flops, and under `vmap` it becomes a loop of such calls, while the
+unrolled form vectorises across the batch (about 7× faster at `d = 2`, `B = 1024`, and 30×
+for a single path).
 """
 
 import jax
@@ -12,18 +18,77 @@ import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
 
+_UNROLL_MAX_D = 8
+
+
+def _chol(s: Float[Array, "d d"]) -> Float[Array, "d d"]:
+    """Lower Cholesky factor; NaN where `s` is not positive definite."""
+    d = s.shape[-1]
+    if d > _UNROLL_MAX_D:
+        return jnp.linalg.cholesky(s)
+    low = [[None] * d for _ in range(d)]
+    for j in range(d):
+        acc = s[j, j]
+        for k in range(j):
+            acc = acc - low[j][k] * low[j][k]
+        # sqrt of a negative pivot is NaN, which is the definiteness signal.
+        low[j][j] = jnp.sqrt(acc)
+        inv = 1.0 / low[j][j]
+        for i in range(j + 1, d):
+            acc = s[i, j]
+            for k in range(j):
+                acc = acc - low[i][k] * low[j][k]
+            low[i][j] = acc * inv
+    zero = jnp.zeros_like(s[0, 0])
+    rows = [jnp.stack([low[i][j] if j <= i else zero for j in range(d)]) for i in range(d)]
+    return jnp.stack(rows)
+
+
+def _cho_solve(low: Float[Array, "d d"], b: Float[Array, "d *k"]) -> Float[Array, "d *k"]:
+    """Solve `(L Lᵀ) x = b` for `b` of shape `(d,)` or `(d, k)`."""
+    d = low.shape[-1]
+    if d > _UNROLL_MAX_D:
+        return jsl.cho_solve((low, True), b)
+    y = []
+    for i in range(d):
+        acc = b[i]
+        for k in range(i):
+            acc = acc - low[i, k] * y[k]
+        y.append(acc / low[i, i])
+    x = [None] * d
+    for i in reversed(range(d)):
+        acc = y[i]
+        for k in range(i + 1, d):
+            acc = acc - low[k, i] * x[k]
+        x[i] = acc / low[i, i]
+    return jnp.stack(x)
+
+
+def interval_hessians(fn, *inputs):
+    """Per-interval Hessian blocks of `fn(*inputs_i, a, b)` in `(a, b)`, vmapped over
+    intervals: returns `(H_aa, H_ab, H_bb)`, each `(n-1, d, d)`.
+
+    `inputs` are per-interval arrays; the last two are the left and right nodes. Taking the
+    blocks with `argnums` (rather than slicing one `2d × 2d` Hessian) avoids a strided copy
+    that costs several times the Hessian itself for small `d`."""
+
+    def one(*xs):
+        *rest, a, b = xs
+        h = jax.hessian(lambda a, b: fn(*rest, a, b), argnums=(0, 1))(a, b)
+        return h[0][0], h[0][1], h[1][1]
+
+    return jax.vmap(one)(*inputs)
+
+
 def blocks_from_intervals(
-    hess: Float[Array, "n-1 2d 2d"],
+    h_aa: Float[Array, "n-1 d d"], h_ab: Float[Array, "n-1 d d"], h_bb: Float[Array, "n-1 d d"]
 ) -> tuple[Float[Array, "m d d"], Float[Array, "m-1 d d"]]:
-    """Assemble the interior-node Hessian from per-interval Hessians of `L_d(x_i, x_{i+1})`.
+    """Assemble the interior-node Hessian from the per-interval blocks of `L_d(x_i, x_{i+1})`.
 
     Interior node `j` (path node `j+1`) collects the lower-right block of interval `j` and the
     upper-left block of interval `j+1`; nodes `j` and `j+1` couple through interval `j+1`.
     """
-    d = hess.shape[-1] // 2
-    diag = hess[:-1, d:, d:] + hess[1:, :d, :d]
-    off = hess[1:-1, :d, d:]
-    return diag, off
+    return h_bb[:-1] + h_aa[1:], h_ab[1:-1]
 
 
 def matvec(diag, off, x: Float[Array, "m d"]) -> Float[Array, "m d"]:
@@ -45,10 +110,10 @@ def cholesky(diag, off):
 
     def body(chol_prev, inputs):
         a, b = inputs
-        x = jsl.cho_solve((chol_prev, True), b)
+        x = _cho_solve(chol_prev, b)
         s = a - b.T @ x
         s = 0.5 * (s + s.T)
-        chol = jnp.linalg.cholesky(s)
+        chol = _chol(s)
         return chol, chol
 
     _, chols = jax.lax.scan(body, eye, (diag, off_prev))
@@ -65,7 +130,7 @@ def cho_solve(chols, off, rhs: Float[Array, "m d"]) -> Float[Array, "m d"]:
     def forward(carry, inputs):
         chol_prev, y_prev = carry
         chol, b, r = inputs
-        y = r - b.T @ jsl.cho_solve((chol_prev, True), y_prev)
+        y = r - b.T @ _cho_solve(chol_prev, y_prev)
         return (chol, y), y
 
     init = (eye, jnp.zeros_like(rhs[0]))
@@ -75,7 +140,7 @@ def cho_solve(chols, off, rhs: Float[Array, "m d"]) -> Float[Array, "m d"]:
 
     def backward(x_next, inputs):
         chol, b, y = inputs
-        x = jsl.cho_solve((chol, True), y - b @ x_next)
+        x = _cho_solve(chol, y - b @ x_next)
         return x, x
 
     _, xs = jax.lax.scan(backward, jnp.zeros_like(rhs[0]), (chols, off_next, ys), reverse=True)

@@ -269,18 +269,26 @@ class BlockNewton(AbstractPathSolver):
         # Newton stops at first-order stationary points, which may be saddle points of
         # the action with very weak negative curvature (masked by the damping). Certify
         # each stop; from a saddle, restart along the negative direction.
+        # A restart that ends at the same action (within the tolerance) shows that the
+        # negative curvature is too weak to matter: a nearly flat, degenerate direction
+        # (the timing of a long wait), not a saddle. Then the point is accepted.
+        tol_S = default_tol(self.atol, y0.dtype) + default_tol(self.rtol, y0.dtype) * jnp.abs(
+            state.S
+        )
+
         def outer_cond(carry):
-            y, state, restarts, again = carry
-            return again
+            return carry[-1]
 
         def outer_body(carry):
-            y, state, restarts, _ = carry
+            y, state, restarts, S_stop, _ = carry
             y, state = jax.lax.while_loop(cond, body, (y, state))
             stopped = state.result == RESULTS.successful
             is_min, v, sigma = self._certify(y, state)
-            restart = stopped & ~is_min & (restarts < max_restarts)
+            flat = S_stop - state.S <= tol_S
+            saddle = stopped & ~is_min & ~flat
+            restart = saddle & (restarts < max_restarts)
             # Out of restarts and still on a saddle: never report it as converged.
-            stuck = stopped & ~is_min & ~restart
+            stuck = saddle & ~restart
             state = eqx.tree_at(
                 lambda s: (s.v, s.lam, s.nu, s.done, s.result),
                 state,
@@ -297,10 +305,14 @@ class BlockNewton(AbstractPathSolver):
                 ),
             )
             again = restart & (state.num_steps < max_steps)
-            return y, state, restarts + restart.astype(restarts.dtype), again
+            S_stop = jnp.where(stopped, state.S, S_stop)
+            return y, state, restarts + restart.astype(restarts.dtype), S_stop, again
 
-        y, state, _, _ = jax.lax.while_loop(
-            outer_cond, outer_body, (y0, state, jnp.array(0, jnp.int32), jnp.array(True))
+        inf = jnp.asarray(jnp.inf, state.S.dtype)
+        y, state, _, _, _ = jax.lax.while_loop(
+            outer_cond,
+            outer_body,
+            (y0, state, jnp.array(0, jnp.int32), inf, jnp.array(True)),
         )
         return self.postprocess(objective, y, state)
 

@@ -43,14 +43,9 @@ class PathObjective(eqx.Module):
         Each interval's `L_d(x_i, x_{i+1})` contributes a `2d × 2d` Hessian; the sum is
         block-tridiagonal (see `_blocktri`)."""
         xs = self.full(y)
-        d = xs.shape[-1]
 
-        def one(ta, tb, xa, xb):
-            z = jnp.concatenate([xa, xb])
-            fn = lambda z: self.action.discrete_lagrangian(
-                self.sde, ta, tb, z[:d], z[d:], self.args
-            )
-            return jax.hessian(fn)(z)
+        def lag(ta, tb, xa, xb):
+            return self.action.discrete_lagrangian(self.sde, ta, tb, xa, xb, self.args)
 
-        hess = jax.vmap(one)(self.ts[:-1], self.ts[1:], xs[:-1], xs[1:])
-        return _blocktri.blocks_from_intervals(hess)
+        blocks = _blocktri.interval_hessians(lag, self.ts[:-1], self.ts[1:], xs[:-1], xs[1:])
+        return _blocktri.blocks_from_intervals(*blocks)
