@@ -20,7 +20,7 @@ from ._geometric import (
     physical_times as physical_times,
 )
 from ._path import minimize_action as minimize_action
-from ._mesh import AdaptiveGrid as AdaptiveGrid
+from ._mesh import AdaptiveGrid as AdaptiveGrid, Refine as Refine
 from ._sde import SDE as SDE
 from ._solution import PathSolution as PathSolution, RESULTS as RESULTS
 from ._solver import (

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._action import AbstractAction, FreidlinWentzell
-from ._mesh import AdaptiveGrid, interpolate_path
+from ._mesh import AdaptiveGrid, Refine, bisect_grid, interpolate_path
 from ._sde import (
     SDE,
     as_endpoints,
@@ -18,7 +18,7 @@ from ._sde import (
     float_args_as_arrays,
     metric_is_spd,
 )
-from ._solution import PathSolution, finish_solution
+from ._solution import RESULTS, PathSolution, finish_solution
 from ._solver import AbstractPathSolver, BlockNewton, NewtonCG, PathObjective
 
 NEWTON_MAX_DIM = 64
@@ -39,6 +39,9 @@ def _concrete_true(x) -> bool:
 
 def default_n_nodes() -> int:
     return 101
+
+
+REFINE_N_NODES = 801
 
 
 @eqx.filter_custom_vjp
@@ -99,6 +102,30 @@ def _adapt_grid(adaptive, sde, x0, x1, t0, t1, grid, args, y0, action, solver):
     return jax.lax.stop_gradient(grid), jax.lax.stop_gradient(y0)
 
 
+def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, solver, max_steps):
+    """The coarse levels of `nj.Refine`: returns the finest grid, the warm start on it and
+    the action of the last coarse level (for the error estimate)."""
+    k = 2 ** (refine.levels - 1)
+    dtype = x0.dtype
+    xs = jnp.concatenate([x0[None], y0, x1[None]], axis=0)
+    # The initial path is on the uniform fine grid; the coarse nodes are among its nodes.
+    y = xs[::k][1:-1]
+    s = jnp.linspace(0.0, 1.0, refine.coarse_nodes(n), dtype=dtype)
+    if refine.adapt is not None:
+        s, y = _adapt_grid(refine.adapt, sde, x0, x1, t0, t1, s, args, y, action, solver)
+    S_coarse = None
+    for _ in range(refine.levels - 1):
+        objective = PathObjective(action, sde, t0 + s * (t1 - t0), x0, x1, args)
+        y, _, _ = solver.solve(objective, y, max_steps)
+        S_coarse = objective.value(y)
+        xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
+        s_fine = bisect_grid(s)
+        y = interpolate_path(s_fine, s, xs)[1:-1]
+        s = s_fine
+    stop = jax.lax.stop_gradient
+    return stop(s), stop(y), stop(S_coarse)
+
+
 @eqx.filter_jit
 def _minimize_action(
     sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive=None
@@ -127,7 +154,15 @@ def _minimize_action(
     x0_safe, x1_safe = safe(x0, 0.0), safe(x1, 0.0)
     # The solution does not depend on where the solver starts.
     y0_safe = jax.lax.stop_gradient(safe(y0, 0.0))
-    if adaptive is not None:
+    S_coarse = None
+    if isinstance(adaptive, Refine):
+        grid, y0_safe, S_coarse = _refine_levels(
+            adaptive, sde, x0_safe, x1_safe, ts_safe[0], ts_safe[-1], n, args, y0_safe,
+            action, solver, max_steps,
+        )
+        ts = t0 + grid * (t1 - t0)
+        ts_safe = safe(ts, jnp.linspace(0.0, 1.0, n, dtype=dtype))
+    elif adaptive is not None:
         t0_safe, t1_safe = ts_safe[0], ts_safe[-1]
         grid, y0_safe = _adapt_grid(
             adaptive, sde, x0_safe, x1_safe, t0_safe, t1_safe, grid, args, y0_safe,
@@ -152,6 +187,16 @@ def _minimize_action(
     xm = 0.5 * (xs[:-1] + xs[1:])
     tm = 0.5 * (ts[:-1] + ts[1:])
     spd_path = jnp.all(jax.vmap(lambda t, x: metric_is_spd(sde.D(t, x, args)))(tm, xm))
+
+    if S_coarse is not None:
+        # Second order on a fixed node density: S_2h − S_h ≈ 3 (S_h − S).
+        S_fix = jax.lax.stop_gradient(S)
+        err = jnp.abs(S_fix - S_coarse) / 3
+        stats = dict(stats, error_estimate=err, action_extrapolated=S_fix - (S_coarse - S_fix) / 3)
+        coarse = ~(err <= adaptive.atol + adaptive.rtol * jnp.abs(S_fix))
+        result = RESULTS.where(
+            (result == RESULTS.successful) & coarse, RESULTS.grid_too_coarse, result
+        )
 
     return finish_solution(
         ts, xs, S, result, stats,
@@ -186,11 +231,21 @@ def minimize_action(
     - `x0`, `x1`: the endpoints, arrays of shape `(d,)`.
     - `t0`, `t1`: the times. `t1 < t0` describes a process run backwards in time (as the
       samplers of diffusion models run); the action integrates over `|dt|`.
-    - `n_nodes`: number of time nodes including both endpoints (default 101, at least 3).
+    - `n_nodes`: number of time nodes including both endpoints (at least 3), on a uniform
+      grid unless `grid` says otherwise.
     - `grid`: optional increasing array of node positions in `[0, 1]` (first 0, last 1), for a
       non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`. Or
       `nj.AdaptiveGrid()`: `n_nodes` nodes redistributed to where the path moves and the
-      drift changes (long durations, steep drifts; see its docstring). Default uniform.
+      drift changes (long durations, steep drifts; see its docstring). Or `nj.Refine()`:
+      a sequence of nested grids (the coarsest adapted to the path), each warm-started from
+      the previous one, with an estimate of the discretisation error; `n_nodes` (default 801)
+      is the finest.
+    - **Default** (none of `n_nodes`, `grid`, `init` given): `nj.Refine()`, i.e. 201 → 401 →
+      801 nodes, the coarsest redistributed to the path; the call fails with
+      `grid_too_coarse` unless the estimated error of the action is below `1e-4` relative
+      (`sol.stats["error_estimate"]`). With `init`, the default is `n_nodes = init`'s length
+      on a uniform grid. Give `n_nodes` for a fixed uniform grid (one solve: the fastest
+      choice in large batches once you know what resolves your problem).
     - `args`: passed to the drift and diffusion as `drift(t, x, args)`; any pytree
       (parameters, neural-network weights). Differentiable. Python floats in it are turned
       into arrays, so a new value does not recompile.
@@ -232,9 +287,13 @@ def minimize_action(
     if _concrete_true(t0 == t1):
         raise ValueError("`t0` and `t1` must differ: the path needs a duration.")
 
+    if grid is None and n_nodes is None and init is None:
+        grid = Refine()
     adaptive = None
-    if isinstance(grid, AdaptiveGrid):
+    if isinstance(grid, (AdaptiveGrid, Refine)):
         adaptive, grid = grid, None
+        if isinstance(adaptive, Refine) and n_nodes is None:
+            n_nodes = REFINE_N_NODES if init is None else None
     if grid is not None:
         grid = jnp.asarray(grid, dtype=dtype)
         if grid.ndim != 1:
@@ -252,6 +311,8 @@ def minimize_action(
                     "of the duration)."
                 )
     init, n_nodes = check_init_and_nodes(init, n_nodes, d, default_n_nodes())
+    if isinstance(adaptive, Refine):
+        adaptive.coarse_nodes(n_nodes)
     if grid is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
 

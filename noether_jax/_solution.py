@@ -35,6 +35,11 @@ class RESULTS(eqx.Enumeration):
         "(its damping grew without bound). The problem may be too stiff for this grid: "
         "increase `n_nodes`, or start from a better path."
     )
+    grid_too_coarse = (
+        "The path converged on every grid of `nj.Refine`, but the estimated discretisation "
+        "error of the action (`|S_h − S_2h|/3`, in `sol.stats['error_estimate']`) exceeds "
+        "its tolerance: increase `n_nodes` (the finest grid) or `levels`, or loosen `rtol`."
+    )
 
 
 class PathSolution(eqx.Module):

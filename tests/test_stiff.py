@@ -36,6 +36,13 @@ def test_steep_sigmoid_converges_under_refinement(width, T):
     assert 1.6 < order < 2.4, actions
     extrapolated = actions[-1] + (actions[-1] - actions[-2]) / 3
     assert abs(actions[-1] - extrapolated) < 1e-3 * extrapolated
+    # The default call (no n_nodes: nested adapted grids) reaches the continuum action to
+    # its own error estimate, which is below the default 1e-4 relative tolerance.
+    auto = nj.minimize_action(SDE, X0, X1, 0.0, T, args=width)
+    est = float(auto.stats["error_estimate"])
+    assert bool(auto.converged) and est < 1e-4 * extrapolated
+    assert abs(float(auto.action) - extrapolated) < 2 * est + 1e-5 * extrapolated
+    assert abs(float(auto.stats["action_extrapolated"]) - extrapolated) < 1e-5 * extrapolated
 
 
 def test_long_duration_nonlinear():
