@@ -21,7 +21,7 @@ from ._sde import (
 from ._solution import RESULTS, PathSolution, finish_solution
 from ._solver import AbstractPathSolver, BlockNewton, NewtonCG, PathObjective
 
-NEWTON_MAX_DIM = 64
+NEWTON_MAX_DIM = 8
 
 
 def _is_concrete(x) -> bool:
@@ -252,7 +252,7 @@ def minimize_action(
     - `init`: initial path, shape `(n_nodes, d)` (its endpoints are replaced by `x0`, `x1`).
       Default: the straight line.
     - `action`: `nj.FreidlinWentzell()` (default) or `nj.OnsagerMachlup(...)`.
-    - `solver`: `nj.BlockNewton()` (default for `d ≤ 64`), `nj.NewtonCG()` (matrix-free,
+    - `solver`: `nj.BlockNewton()` (default for `d ≤ 8`), `nj.NewtonCG()` (matrix-free,
       default above) or `nj.LBFGS()` (where Hessian-vector products are unavailable).
     - `rtol`, `atol`: tolerances, passed to the default solver (see its docstring).
     - `max_steps`: maximum number of solver iterations.

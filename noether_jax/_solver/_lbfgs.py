@@ -9,8 +9,8 @@ from ._base import AbstractPathSolver, default_tol
 
 
 class LBFGS(AbstractPathSolver):
-    """Limited-memory BFGS (`optimistix.LBFGS`) on the discrete action: the default for
-    `d > 64`, where `d × d` Hessian blocks are too costly. Converges linearly; use many more
+    """Limited-memory BFGS (`optimistix.LBFGS`) on the discrete action, for drifts without
+    Hessian-vector products (`nj.NewtonCG` is the default for `d > 8`). Converges linearly; use many more
     `max_steps` than for `BlockNewton`. Implicit differentiation of the path uses conjugate
     gradients on Hessian-vector products (lineax).
 
