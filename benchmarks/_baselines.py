@@ -3,9 +3,11 @@
 1. `library_fn`: the library's default, `jax.jit(jax.vmap(nj.minimize_action))`.
 2. `scipy_loop`: SciPy L-BFGS-B over one path at a time with the exact NumPy gradient
    (`_problems.action_and_grad_np`), from the straight line.
-3. `gd_eager` / `gd_scan_fn`: the paper's method, plain gradient descent at a fixed
-   learning rate on a fixed grid, as an eager Python loop of autodiff gradient steps (what
-   its PyTorch-style scripts did) and as a jit-compiled `lax.scan` (a stronger variant).
+3. `gd_eager` / `gd_jit_loop` / `gd_numpy` / `gd_scan_fn`: the paper's method, plain
+   gradient descent at a fixed learning rate on a fixed grid, as an eager Python loop of
+   autodiff gradient steps (what its PyTorch-style scripts did), a Python loop over a
+   jitted step, a Python loop of exact NumPy gradient steps (as a NumPy user writes it),
+   and a jit-compiled `lax.scan` (the strongest variant).
 4. `optax_lbfgs_fn`: a straightforward `optax.lbfgs` (zoom line search) in a `lax.while_loop`,
    vmapped over the batch and jit-compiled.
 
@@ -190,6 +192,19 @@ def gd_jit_loop(p: Problem, x1, lr: float, steps: int) -> tuple[float, float, np
         y = step(y)
     y = jax.block_until_ready(y)
     return time.perf_counter() - w, time.process_time() - c, np.asarray(y)
+
+
+def gd_numpy(p: Problem, x1, lr: float, steps: int) -> tuple[float, float, np.ndarray]:
+    """The same loop in plain NumPy with the exact gradient the SciPy baseline uses
+    (`action_and_grad_np`), from the same straight path. Returns (wall s, CPU s, final
+    interior nodes `(n − 2, d)`)."""
+    x1 = np.asarray(x1, dtype=float)
+    y = straight_line(p, x1)[1:-1].ravel()
+    w, c = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        S, g = action_and_grad_np(y, p, x1)  # S unused: the user's one call gives both
+        y -= lr * g
+    return time.perf_counter() - w, time.process_time() - c, y.reshape(-1, p.d)
 
 
 def gd_scan_fn(p: Problem, lr: float, steps: int, record_every: int):

@@ -20,17 +20,22 @@ for Maier–Stein; the `rnn` section gives the slopes in d.
 Methods, side by side in one process (float64):
 
 1. **library**: `jax.jit(jax.vmap(nj.minimize_action))` over the batch of endpoints, default
-   solver (`nj.BlockNewton` for d ≤ 64, `nj.LBFGS` above) and tolerances.
+   solver (`nj.BlockNewton` for d ≤ 8, `nj.NewtonCG` above) and tolerances. For Maier–Stein
+   also `nj.solve_batch(..., straggler_steps=K, polish_size=32)` on the same batch (one
+   chunk): every path capped at `K` Newton steps, then those that ran out finished apart,
+   warm-started (so the slowest paths no longer set the whole batch's step count).
 2. **SciPy L-BFGS-B**: a Python loop over the paths, `scipy.optimize.minimize` with the exact
    gradient written in NumPy, from the straight line. It is timed on a subset of the batch
    (the table's B column says how many paths) and reported per path.
 3. **the paper's gradient descent**: `y ← y − lr ∇S_h(y)`, fixed `lr = 1/L` (`L` the largest
    Hessian eigenvalue at the initial path), 60 000 steps on the same fixed grid, on the first
-   endpoint. Three implementations of the same iteration: an eager Python loop of JAX
-   autodiff steps (as the paper's PyTorch-style scripts; timed on a prefix of the steps and
-   extrapolated linearly), a Python loop over a jit-compiled step (one dispatch per step:
-   closer to what an eager PyTorch loop costs, since eager JAX dispatch is slower than
-   PyTorch's), and one jit-compiled `lax.scan` (the strongest variant). Its final action is
+   endpoint. Four implementations of the same iteration: an eager Python loop of JAX
+   autodiff steps (as the paper's PyTorch-style scripts), a Python loop over a jit-compiled
+   step (one dispatch per step: closer to what an eager PyTorch loop costs, since eager JAX
+   dispatch is slower than PyTorch's), a Python loop of NumPy steps with the exact gradient
+   of the SciPy baseline (as a NumPy user writes it; its action after its prefix is checked
+   against the scan's to 1e-8), all three timed on a prefix of the steps and extrapolated
+   linearly, and one jit-compiled `lax.scan` (the strongest variant). Its final action is
    that of the scan. The library's time to reach that action is measured by running it
    with `max_steps = k` for the smallest such `k` (bisection; `--quick` uses the full solve,
    an upper bound).
@@ -68,6 +73,7 @@ import json  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -90,6 +96,7 @@ from _baselines import (  # noqa: E402
     gd_eager,
     gd_jit_loop,
     gd_learning_rate,
+    gd_numpy,
     gd_scan_fn,
     library_fn,
     optax_lbfgs_fn,
@@ -97,6 +104,7 @@ from _baselines import (  # noqa: E402
 )
 from _problems import (  # noqa: E402
     Problem,
+    action_and_grad_np,
     check_problem,
     interpolate,
     maier_stein,
@@ -126,9 +134,11 @@ class Config:
     gd_steps: int = 60_000
     gd_prefix_eager: int = 200
     gd_prefix_jit: int = 20_000
+    gd_prefix_numpy: int = 10_000  # a multiple of the scan's record interval (100)
+    ms_straggler_steps: int = 24  # Maier–Stein's easy paths take ~15–26 Newton steps
     bisect: bool = True  # measure the library's steps to reach the GD's action exactly
     phases: bool = True  # the Maier–Stein batch cut at its mean step count
-    extra_lbfgs: bool = True  # the RNN with d = 64 also with nj.LBFGS (d-slope of one solver)
+    extra_lbfgs: bool = True  # the RNN with d = 64 also with nj.BlockNewton and nj.LBFGS
     repeats: int = 3
 
 
@@ -136,8 +146,8 @@ PRESETS = {
     # Shapes shared between sections are compiled and timed once (`measure_library`).
     "quick": Config("quick", ms_B=64, ms_N=101, ms_sub=8, ms_ref=16, net_N=401, rnn_d=(64, 256),
                     rnn_N=51, scal_N=(51, 101, 201), scal_N_B=64, scal_B=(16, 64),
-                    gd_prefix_eager=50, gd_prefix_jit=2_000, bisect=False, phases=False,
-                    extra_lbfgs=False, repeats=2),
+                    gd_prefix_eager=50, gd_prefix_jit=2_000, gd_prefix_numpy=2_000,
+                    bisect=False, phases=False, extra_lbfgs=False, repeats=2),
     "full": Config("full", ms_B=1024, ms_N=101, ms_sub=32, ms_ref=64, net_N=401,
                    rnn_d=(64, 256, 1024), rnn_N=51, scal_N=(51, 101, 201, 401, 801),
                    scal_N_B=64, scal_B=(1, 16, 64, 256, 1024)),
@@ -163,7 +173,7 @@ def tight_solver(p: Problem):
 def max_steps_for(p: Problem, solver=None) -> int:
     """256 (the default) for `nj.BlockNewton`; L-BFGS converges linearly and needs more, as
     `nj.LBFGS`'s docstring says."""
-    lbfgs = isinstance(solver, nj.LBFGS) or (solver is None and p.d > 64)
+    lbfgs = isinstance(solver, nj.LBFGS)
     return 10_000 if lbfgs else 256
 
 
@@ -266,6 +276,47 @@ def run_library(p: Problem, X1: np.ndarray, refs: Refs, repeats: int, *, solver=
                mem_MB=m["mem_MB"], note=f"whole batch {m['wall']:.3g} s" if B > 1 else "")
 
 
+def run_solve_batch(p: Problem, X1: np.ndarray, refs: Refs, repeats: int, straggler_steps: int,
+                    polish_size: int = 32):
+    """`nj.solve_batch` with the straggler polish on the whole batch as one chunk: every path
+    capped at `straggler_steps` Newton steps, those that ran out finished apart
+    (warm-started, `polish_size` at a time). Median of `repeats` calls after a warm-up call
+    (which compiles: `solve_batch` compiles internally, so compile time is approximated by
+    the warm-up call's excess over the median)."""
+    B = len(X1)
+    X1j = jnp.asarray(X1)
+    x0 = jnp.asarray(p.x0)
+
+    def solve(x1, **kw):  # one object: solve_batch reuses its compilation across calls
+        return nj.minimize_action(p.sde, x0, x1, p.t0, p.t1, n_nodes=p.n_nodes, args=p.args,
+                                  throw=False, **kw)
+
+    def call():
+        return jax.block_until_ready(nj.solve_batch(
+            solve, X1j, chunk_size=B, straggler_steps=straggler_steps,
+            polish_size=polish_size, progress=False))
+
+    w = time.perf_counter()
+    call()
+    first = time.perf_counter() - w
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        sol = call()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    ef, S, eo = refs.errors(sol.action)
+    k = np.asarray(sol.stats["num_steps"])
+    n_pol = int(np.sum(k > straggler_steps))  # the polished paths count both passes' steps
+    return row(p, f"library, solve_batch(straggler_steps={straggler_steps})", B=B,
+               compile_s=max(first - wall, 0.0), ms_path=1e3 * wall / B,
+               cpu_ms_path=1e3 * cpu / B, steps=steps_str(k), S=S, err_fine=ef, err_opt=eo,
+               conv=float(np.mean(np.asarray(sol.converged))),
+               note=f"K={straggler_steps}, polish {polish_size}; {n_pol} of {B} paths "
+                    f"polished; whole batch {wall:.3g} s; compile ≈ first call − median")
+
+
 def run_scipy(p: Problem, X1: np.ndarray, n_sub: int, refs: Refs, rungs=SCIPY_LADDER):
     """SciPy at the loosest rung meeting the accuracy threshold, and at the tightest rung."""
     sub = X1[:n_sub]
@@ -347,6 +398,21 @@ def run_gd(p: Problem, cfg: Config, S_tight0: float, threshold: float, repeats: 
     eager_cpu = e_cpu / cfg.gd_prefix_eager * steps
     jit_s = j_wall / cfg.gd_prefix_jit * steps
     jit_cpu = j_cpu / cfg.gd_prefix_jit * steps
+    # NumPy GD on a prefix; its action there must match the scan's record at the same step
+    # (same iteration, both gradients exact): a wrong NumPy loop would fail this.
+    k_np = cfg.gd_prefix_numpy
+    if k_np % record or not 0 < k_np <= steps:
+        raise ValueError(f"gd_prefix_numpy={k_np} must be a multiple of {record} in (0, {steps}]")
+    n_wall, n_cpu, y_np = gd_numpy(p, x1, lr, k_np)
+    S_np = action_and_grad_np(y_np.ravel(), p, x1)[0]
+    np_rel = float(abs(S_np - Ss[k_np // record]) / abs(Ss[k_np // record]))
+    log(f"  GD NumPy: {k_np} steps {n_wall:.2f} s; S {S_np:.12g}, scan "
+        f"{Ss[k_np // record]:.12g} (rel {np_rel:.1e})")
+    if not np_rel <= 1e-8:
+        raise RuntimeError(f"{p.name}: NumPy GD disagrees with the scan after {k_np} steps: "
+                           f"rel {np_rel:.1e} > 1e-8")
+    numpy_s = n_wall / k_np * steps
+    numpy_cpu = n_cpu / k_np * steps
 
     # The library on the same single path: full solve, then the fewest steps reaching S_gd.
     X1 = x1j[None]
@@ -389,6 +455,7 @@ def run_gd(p: Problem, cfg: Config, S_tight0: float, threshold: float, repeats: 
         steps_to_threshold=int(within[0] * record) if within.size else None,
         eager_s=eager_s, eager_cpu_s=eager_cpu, eager_prefix=cfg.gd_prefix_eager,
         jitloop_s=jit_s, jitloop_cpu_s=jit_cpu, jit_prefix=cfg.gd_prefix_jit,
+        numpy_s=numpy_s, numpy_cpu_s=numpy_cpu, numpy_prefix=k_np, numpy_vs_scan_rel=np_rel,
         scan_s=scan_wall, scan_cpu_s=scan_cpu, scan_compile_s=scan.compile_s,
         lib_full_s=full_wall, lib_full_cpu_s=full_cpu, lib_full_steps=K,
         lib_compile_s=full["compile_s"],
@@ -397,12 +464,15 @@ def run_gd(p: Problem, cfg: Config, S_tight0: float, threshold: float, repeats: 
         ratio_eager=eager_s / reach["wall"], ratio_jitloop=jit_s / reach["wall"],
         ratio_scan=scan_wall / reach["wall"], ratio_eager_cpu=eager_cpu / reach["cpu"],
         ratio_jitloop_cpu=jit_cpu / reach["cpu"], ratio_scan_cpu=scan_cpu / reach["cpu"],
+        ratio_numpy=numpy_s / reach["wall"], ratio_numpy_cpu=numpy_cpu / reach["cpu"],
     )
 
 
 def compare(p: Problem, B: int, n_sub: int, n_ref: int, cfg: Config, *, gd: bool,
-            optax_ladder=OPTAX_LADDER, scipy_rungs=SCIPY_LADDER, extra_lbfgs: bool = False):
-    """All methods on one problem and batch. Returns (rows, references info, GD dict)."""
+            optax_ladder=OPTAX_LADDER, scipy_rungs=SCIPY_LADDER, extra_lbfgs: bool = False,
+            straggler_steps: int | None = None):
+    """All methods on one problem and batch (with `straggler_steps`, also the library
+    through `nj.solve_batch` with that cap). Returns (rows, references info, GD dict)."""
     log(f"{p.title}: B={B}, N={p.n_nodes}, d={p.d}")
     X1 = p.endpoints(B)
     n_sub = min(n_sub, B)
@@ -413,8 +483,14 @@ def compare(p: Problem, B: int, n_sub: int, n_ref: int, cfg: Config, *, gd: bool
     log(f"  library: {lib['ms_path']:.3f} ms/path ({lib['cpu_ms_path']:.3f} cpu), "
         f"conv {lib['conv']:.3f}")
     if extra_lbfgs:
-        rows.append(run_library(p, X1, refs, cfg.repeats, solver=nj.LBFGS(),
-                                label="library, nj.LBFGS()"))
+        for solver in (nj.BlockNewton(), nj.LBFGS()):
+            rows.append(run_library(p, X1, refs, cfg.repeats, solver=solver,
+                                    label=f"library, nj.{type(solver).__name__}()"))
+    if straggler_steps is not None:
+        rows.append(run_solve_batch(p, X1, refs, cfg.repeats, straggler_steps))
+        log(f"  {rows[-1]['method']}: {rows[-1]['ms_path']:.3f} ms/path "
+            f"({rows[-1]['cpu_ms_path']:.3f} cpu), conv {rows[-1]['conv']:.3f}, "
+            f"steps {rows[-1]['steps']}")
     rows += run_scipy(p, X1, n_sub, refs, rungs=scipy_rungs)
     rows.append(run_optax(p, X1, refs, cfg.repeats, ladder=optax_ladder))
     for r in rows:
@@ -430,7 +506,8 @@ def compare(p: Problem, B: int, n_sub: int, n_ref: int, cfg: Config, *, gd: bool
 def section_maier_stein(cfg: Config, out: dict):
     p = maier_stein(n_nodes=cfg.ms_N)
     B = cfg.ms_B
-    rows, info, g = compare(p, B, cfg.ms_sub, cfg.ms_ref, cfg, gd=True)
+    rows, info, g = compare(p, B, cfg.ms_sub, cfg.ms_ref, cfg, gd=True,
+                            straggler_steps=cfg.ms_straggler_steps)
     out["rows"] += rows
     out["refs"][p.name] = info
     out["gd"].append(g)
@@ -474,20 +551,12 @@ def section_rnn(cfg: Config, out: dict):
         out["refs"][p.name] = info
         for r in rows:
             times.setdefault(r["method"], {})[d] = r["ms_path"]
-    ds = list(cfg.rnn_d)
     for method, t in times.items():
         if len(t) >= 2:
             xs = sorted(t)
             ys = [t[k] for k in xs]
             out["slopes"].append(dict(quantity=f"RNN time/path vs d: {method}", x=xs, y=ys,
                                       slope=slope(xs, ys)))
-    lbfgs = {**times.get("library, nj.LBFGS()", {}),
-             **{d: v for d, v in times.get("library", {}).items() if d > 64}}
-    if len(lbfgs) >= 2 and len(ds) >= 2:
-        xs = sorted(lbfgs)
-        out["slopes"].append(dict(quantity="RNN time/path vs d: library with nj.LBFGS at every d",
-                                  x=xs, y=[lbfgs[k] for k in xs],
-                                  slope=slope(xs, [lbfgs[k] for k in xs])))
 
 
 def section_scaling_N(cfg: Config, out: dict):
@@ -615,26 +684,32 @@ def markdown(out: dict) -> str:
                      f"{i['tight_conv']:.3f} | {i['fine_conv']:.3f} |")
     if out["gd"]:
         L += ["", "The paper's gradient descent (one path, the first endpoint; fixed `lr = 1/L`; "
-              "same grid). Eager-loop and jitted-step-loop times are extrapolated linearly "
-              "from a prefix of the steps (its length in brackets); the scan is timed whole. "
+              "same grid). Eager-loop, jitted-step-loop and NumPy-loop times are extrapolated "
+              "linearly from a prefix of the steps (its length in brackets); the scan is timed "
+              "whole. The NumPy loop uses the SciPy baseline's exact gradient; its action after "
+              "the prefix matches the scan's to the relative difference given. "
               "The library's time is for the fewest Newton steps that reach the GD's final "
               "action (`k` of its `K`; '≤': the full solve, an upper bound). Ratios: GD time "
               "÷ the library's time to reach, wall (cpu).", "",
               "| problem | N | lr | steps | S_GD − S* | eager loop s (cpu) | jitted-step loop s "
-              "(cpu) | scan s (cpu) | library to reach S_GD, ms (cpu) | library full, ms | "
-              "eager ÷ library | jitted loop ÷ library | scan ÷ library |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "(cpu) | NumPy loop s (cpu) | scan s (cpu) | library to reach S_GD, ms (cpu) | "
+              "library full, ms | eager ÷ library | jitted loop ÷ library | NumPy loop ÷ "
+              "library | scan ÷ library |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for g in out["gd"]:
             le = "" if g["reach_exact"] else "≤ "
             L.append(
                 f"| {g['problem']} | {g['N']} | {g['lr']:.3g} | {g['steps']} | {g['gap']:.1e} | "
                 f"{g['eager_s']:.3g} ({g['eager_cpu_s']:.3g}) [{g['eager_prefix']}] | "
                 f"{g['jitloop_s']:.3g} ({g['jitloop_cpu_s']:.3g}) [{g['jit_prefix']}] | "
-                f"{g['scan_s']:.3g} ({g['scan_cpu_s']:.3g}) | {le}{1e3 * g['lib_reach_s']:.3g} "
+                f"{g['numpy_s']:.3g} ({g['numpy_cpu_s']:.3g}) [{g['numpy_prefix']}; rel "
+                f"{g['numpy_vs_scan_rel']:.0e}] | {g['scan_s']:.3g} ({g['scan_cpu_s']:.3g}) | "
+                f"{le}{1e3 * g['lib_reach_s']:.3g} "
                 f"({1e3 * g['lib_reach_cpu_s']:.3g}), k={g['lib_reach_steps']}/"
                 f"{g['lib_full_steps']} | {1e3 * g['lib_full_s']:.3g} | "
                 f"{g['ratio_eager']:.3g} ({g['ratio_eager_cpu']:.3g}) | "
                 f"{g['ratio_jitloop']:.3g} ({g['ratio_jitloop_cpu']:.3g}) | "
+                f"{g['ratio_numpy']:.3g} ({g['ratio_numpy_cpu']:.3g}) | "
                 f"{g['ratio_scan']:.3g} ({g['ratio_scan_cpu']:.3g}) |")
         L += ["", "GD gap `S − S*` along the iteration (step: gap), and the steps it needs to "
               "come within the accuracy threshold: " + "; ".join(
