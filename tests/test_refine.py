@@ -20,8 +20,17 @@ def ou_exact(k=K):
     return k * (1.0 - 0.0) ** 2 / (2 * D * (1 - np.exp(-2 * k * T)))
 
 
-def test_default_call_converges_with_error_estimate():
-    sol = nj.minimize_action(OU, X0, X1, 0.0, T, args=K)
+def test_default_call_converges_with_error_estimate_and_no_recompile():
+    traces = []
+
+    def drift(t, x, args):
+        # Count traces (not the concrete shape checks) to see compilations.
+        if isinstance(x, jax.core.Tracer):
+            traces.append(1)
+        return -args * x
+
+    sde = nj.SDE(drift, D)
+    sol = nj.minimize_action(sde, X0, X1, 0.0, T, args=K)
     assert bool(sol.converged)
     assert sol.xs.shape == (801, 1)
     err = abs(float(sol.action) - ou_exact())
@@ -31,26 +40,14 @@ def test_default_call_converges_with_error_estimate():
     assert err < 1e-6 * ou_exact()
     # Richardson removes the h² term.
     assert abs(float(sol.stats["action_extrapolated"]) - ou_exact()) < 1e-3 * err
-
-
-def test_default_equals_explicit_refine_and_no_recompile():
-    a = nj.minimize_action(OU, X0, X1, 0.0, T, args=K)
-    b = nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid=nj.Refine(), n_nodes=801)
-    assert float(a.action) == float(b.action)
-    np.testing.assert_array_equal(np.asarray(a.ts), np.asarray(b.ts))
-    # New values (endpoints, times, parameters) reuse the compilation.
-    traces = []
-
-    def drift(t, x, args):
-        if isinstance(x, jax.core.Tracer):
-            traces.append(1)
-        return -args * x
-
-    sde = nj.SDE(drift, D)
-    nj.minimize_action(sde, X0, X1, 0.0, T, args=1.3)
+    # The default is `nj.Refine()` with 801 nodes: same compiled program, same numbers.
     n_first = len(traces)
-    sol = nj.minimize_action(sde, X0, jnp.array([0.5]), 0.0, 2.0, args=1.7)
-    assert bool(sol.converged)
+    same = nj.minimize_action(sde, X0, X1, 0.0, T, args=K, grid=nj.Refine(), n_nodes=801)
+    assert float(same.action) == float(sol.action)
+    np.testing.assert_array_equal(np.asarray(same.ts), np.asarray(sol.ts))
+    # New values (endpoints, times, parameters) reuse the compilation.
+    other = nj.minimize_action(sde, X0, jnp.array([0.5]), 0.0, 2.0, args=1.7)
+    assert bool(other.converged)
     assert len(traces) == n_first
 
 
