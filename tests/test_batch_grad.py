@@ -34,30 +34,21 @@ def central_fd(fn, x, eps=1e-5):
 
 
 def test_vmap_equals_loop_over_every_argument():
+    # One vmap over x0, x1, t1 and a leaf of args at once (one compilation; every argument
+    # is batched), against a loop of single solves.
     key = jax.random.key(0)
     x1s = X1 + 0.5 * jax.random.normal(key, (6, 2))
     x0s = X0 + 0.5 * jax.random.normal(jax.random.key(1), (6, 2))
     t1s = jnp.linspace(1.0, 3.0, 6)
     ks = jnp.linspace(0.5, 2.0, 6)
-    batched = {
-        "x1": jax.vmap(lambda b: solve(x1=b))(x1s),
-        "x0": jax.vmap(lambda a: solve(x0=a))(x0s),
-        "t1": jax.vmap(lambda t: solve(t1=t))(t1s),
-        "args": jax.vmap(lambda k: solve(args=dict(ARGS, k=k)))(ks),
-    }
+    one = lambda a, b, t, k: solve(x0=a, x1=b, t1=t, args=dict(ARGS, k=k))
+    batched = jax.vmap(one)(x0s, x1s, t1s, ks)
     for i in range(6):
-        loop = {
-            "x1": solve(x1=x1s[i]),
-            "x0": solve(x0=x0s[i]),
-            "t1": solve(t1=t1s[i]),
-            "args": solve(args=dict(ARGS, k=ks[i])),
-        }
-        for name, sol in loop.items():
-            b = batched[name]
-            assert float(b.action[i]) == pytest.approx(float(sol.action), rel=1e-12, abs=1e-14)
-            np.testing.assert_allclose(b.xs[i], sol.xs, atol=1e-10)
-            np.testing.assert_allclose(b.ts[i], sol.ts, atol=1e-14)
-            assert bool(b.converged[i])
+        sol = one(x0s[i], x1s[i], t1s[i], ks[i])
+        assert float(batched.action[i]) == pytest.approx(float(sol.action), rel=1e-12, abs=1e-14)
+        np.testing.assert_allclose(batched.xs[i], sol.xs, atol=1e-10)
+        np.testing.assert_allclose(batched.ts[i], sol.ts, atol=1e-14)
+        assert bool(batched.converged[i])
 
 
 def test_large_batch_each_element_reports():
