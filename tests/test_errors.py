@@ -407,3 +407,18 @@ def test_float32_linear_problem():
     assert sol64.action.dtype == jnp.float64
     np.testing.assert_allclose(float(sol32.action), float(sol64.action), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(sol32.xs), np.asarray(sol64.xs), atol=1e-4)
+
+
+@pytest.mark.parametrize("solver", [nj.NewtonCG(), nj.LBFGS()], ids=["newton_cg", "lbfgs"])
+def test_float32_other_solvers(solver):
+    # The matrix-free solvers in float32 with x64 enabled (L-BFGS iterates in float64
+    # internally: optimistix builds part of its state in the default dtype).
+    f32 = lambda a: jnp.asarray(a, dtype=jnp.float32)
+    sol32 = nj.minimize_action(
+        SDE_NL, f32([0.0, 0.0]), f32([1.0, -0.5]), 0.0, 1.0, n_nodes=N, args=f32(0.3),
+        solver=solver,
+    )
+    sol64 = _solve(x0=jnp.array([0.0, 0.0]), x1=jnp.array([1.0, -0.5]), args=jnp.array(0.3))
+    assert bool(sol32.converged), _msg(sol32.result)
+    assert sol32.action.dtype == jnp.float32 and sol32.xs.dtype == jnp.float32
+    np.testing.assert_allclose(float(sol32.action), float(sol64.action), rtol=1e-4)

@@ -26,6 +26,12 @@ class LBFGS(AbstractPathSolver):
 
     def solve(self, objective, y0, max_steps):
         dt = y0.dtype
+        # optimistix's L-BFGS builds part of its state in the default float dtype, so a
+        # float32 path with x64 enabled fails on a scan carry's dtype: iterate in the
+        # default dtype then (float64, which only tightens the float32 solve) and cast back.
+        default = jnp.zeros(()).dtype
+        work = default if jnp.finfo(dt).bits < jnp.finfo(default).bits else dt
+        y0 = y0.astype(work)
         solver = optx.LBFGS(
             rtol=default_tol(self.rtol, dt),
             atol=default_tol(self.atol, dt),
@@ -33,14 +39,14 @@ class LBFGS(AbstractPathSolver):
             history_length=self.history_length,
         )
         sol = optx.minimise(
-            lambda y, _: objective.value(y),
+            lambda y, _: objective.value(y).astype(work),
             solver,
             y0,
             max_steps=max_steps,
             throw=False,
             adjoint=optx.RecursiveCheckpointAdjoint(),
         )
-        y = sol.value
+        y = sol.value.astype(dt)
         S, g = objective.value_and_grad(y)
         ok = sol.result == optx.RESULTS.successful
         finite = jnp.isfinite(S) & jnp.all(jnp.isfinite(g))
