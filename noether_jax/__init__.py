@@ -22,7 +22,8 @@ from ._geometric import (
 from ._path import minimize_action as minimize_action
 from ._mesh import AdaptiveGrid as AdaptiveGrid, Refine as Refine
 from ._sde import SDE as SDE
-from ._solution import PathSolution as PathSolution, RESULTS as RESULTS
+from ._results import RESULTS as RESULTS
+from ._solution import PathSolution as PathSolution
 from ._solver import (
     AbstractPathSolver as AbstractPathSolver,
     BlockNewton as BlockNewton,

@@ -6,40 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-
-class RESULTS(eqx.Enumeration):
-    """Why a path solver stopped. The value of each member is its help message."""
-
-    successful = ""
-    max_steps_reached = (
-        "The solver ran out of steps (`max_steps`) before meeting its tolerance. Increase "
-        "`max_steps`, start from a better path (`init=`, e.g. a coarser grid's solution "
-        "interpolated), or check that the problem has a minimum (is `n_nodes` large enough "
-        "to resolve the drift's steepest features?)."
-    )
-    nonfinite = (
-        "The action or its derivatives became NaN or infinite. Check that the drift and the "
-        "diffusion are finite along the path (a drift that overflows far from the "
-        "attractors can be tamed with a better initial path) and that `D` is symmetric "
-        "positive definite."
-    )
-    nonfinite_input = (
-        "The endpoints, times or initial path contain NaN or infinity, or `t0 == t1`."
-    )
-    invalid_diffusion = (
-        "The diffusion `D` is not symmetric positive definite (or not finite) somewhere "
-        "along the path."
-    )
-    stagnated = (
-        "The solver could not decrease the action any further before meeting its tolerance "
-        "(its damping grew without bound). The problem may be too stiff for this grid: "
-        "increase `n_nodes`, or start from a better path."
-    )
-    grid_too_coarse = (
-        "The path converged on every grid of `nj.Refine`, but the estimated discretisation "
-        "error of the action (`|S_h − S_2h|/3`, in `sol.stats['error_estimate']`) exceeds "
-        "its tolerance: increase `n_nodes` (the finest grid) or `levels`, or loosen `rtol`."
-    )
+from ._results import RESULTS
 
 
 class PathSolution(eqx.Module):
@@ -74,7 +41,7 @@ def finish_solution(
     non-finite action), and raise on failure when `throw`."""
     result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
     result = RESULTS.where(spd, result, RESULTS.invalid_diffusion)
-    result = RESULTS.where(finite_in, result, RESULTS.nonfinite_input)
+    result = RESULTS.where(finite_in, result, RESULTS.invalid_input)
     converged = result == RESULTS.successful
     sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
     if throw:

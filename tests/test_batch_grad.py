@@ -57,7 +57,7 @@ def test_large_batch_each_element_reports():
     sols = jax.jit(jax.vmap(lambda b: solve(x1=b, throw=False)))(x1s)
     assert sols.action.shape == (2000,)
     assert not bool(sols.converged[7])
-    assert bool((sols.result == nj.RESULTS.nonfinite_input)[7])
+    assert bool((sols.result == nj.RESULTS.invalid_input)[7])
     others = jnp.delete(sols.converged, 7)
     assert bool(jnp.all(others))
     # A spot check against single solves.

@@ -197,7 +197,7 @@ def test_nonfinite_endpoint_no_throw(which, value):
     bad = {"x0": X0, "x1": X1}[which].at[0].set(value)
     sol = _solve(**{which: bad}, throw=False)
     assert not bool(sol.converged)
-    assert sol.result == nj.RESULTS.nonfinite_input, _msg(sol.result)
+    assert sol.result == nj.RESULTS.invalid_input, _msg(sol.result)
 
 
 @pytest.mark.parametrize("which, value", _BAD[:2])
@@ -301,7 +301,7 @@ def test_results_help_strings():
         assert isinstance(help_, str) and len(help_) > 20
     assert nj.RESULTS[_solve().result] == ""
     # Every failure member has its own non-empty message.
-    members = ["max_steps_reached", "nonfinite", "nonfinite_input", "invalid_diffusion", "stagnated"]
+    members = ["max_steps_reached", "nonfinite", "invalid_input", "invalid_diffusion", "stagnated"]
     msgs = [nj.RESULTS[getattr(nj.RESULTS, m)] for m in members]
     assert all(msgs) and len(set(msgs)) == len(msgs)
 
@@ -331,7 +331,7 @@ def test_vmap_per_element_failure():
             np.testing.assert_allclose(sol_i.xs, ref.xs, rtol=1e-8, atol=1e-10)
     for i in (1, 2):
         sol_i = _unbatch(sols, i)
-        assert sol_i.result == nj.RESULTS.nonfinite_input, (i, _msg(sol_i.result))
+        assert sol_i.result == nj.RESULTS.invalid_input, (i, _msg(sol_i.result))
 
 
 # ---------------------------------------------------------------------------------------------

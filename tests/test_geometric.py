@@ -201,7 +201,7 @@ def test_vmap_equals_loop_with_per_element_results():
     )
     sols = jax.jit(jax.vmap(solve))(x1s)
     assert list(np.asarray(sols.converged)) == [True, True, False, True]
-    assert bool((sols.result == nj.RESULTS.nonfinite_input)[2])
+    assert bool((sols.result == nj.RESULTS.invalid_input)[2])
     for i in (0, 1, 3):
         one = solve(x1s[i])
         assert float(one.action) == pytest.approx(float(sols.action[i]), rel=1e-10, abs=1e-14)
