@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import ArrayLike, PyTree
 
+from .._progress import Progress
 from .._solution import RESULTS
 from . import _store
 
@@ -168,15 +169,13 @@ def _barrier(name: str) -> None:
 
 def _default_progress(progress):
     if progress is True:
-        from .._cases._common import Progress
-
         return Progress("solve_batch")
     if progress is False or progress is None:
         return None
     if not hasattr(progress, "bar"):
         raise ValueError(
             "`progress` must be True, False, or an object with a method `bar(i, n, message)` "
-            "(e.g. the CLI's `Progress`)."
+            "(e.g. `noether_jax._progress.Progress`)."
         )
     return progress
 
