@@ -13,8 +13,8 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from noether_jax._cases._common import script_main  # noqa: E402
-from noether_jax._cases._drift_diffusion import run  # noqa: E402
+from noether_jax.cli._cases._common import script_main  # noqa: E402
+from noether_jax.cli._cases._drift_diffusion import run  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(script_main(run, __doc__.split("\n")[0]))

@@ -1,6 +1,6 @@
 """`python -m noether_jax ...` runs the `noether-jax` command."""
 
-from ._cli import main
+from noether_jax.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

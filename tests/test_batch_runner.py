@@ -241,8 +241,8 @@ def test_cli_reports_bad_boundary_conditions(tmp_path):
     # The `noether-jax batch` subcommand's checks (no solve, nothing compiled).
     import argparse
 
-    from noether_jax._batch._cli import add_parser
-    from noether_jax._cli import CLIError
+    from noether_jax.cli._batch import add_parser
+    from noether_jax.cli._main import CLIError
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())

@@ -3,7 +3,7 @@ converged under refinement on adaptive grids, and the route of the slow path."""
 
 import pytest
 
-from noether_jax._cases import _attractor_network as case
+from noether_jax.cli._cases import _attractor_network as case
 
 
 @pytest.fixture(scope="module")

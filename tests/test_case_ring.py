@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from noether_jax._cases import _diffusion_ring as ring
+from noether_jax.cli._cases import _diffusion_ring as ring
 
 R, S0 = ring.RADIUS, ring.SIGMA0
 

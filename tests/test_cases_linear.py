@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from noether_jax._cases import _drift_diffusion, _ou_memory
+from noether_jax.cli._cases import _drift_diffusion, _ou_memory
 
 from helpers import linear_action, linear_momentum
 

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import noether_jax._cases as cases
-from noether_jax._cases import CaseReport
-from noether_jax._cli import main
+import noether_jax.cli._cases as cases
+from noether_jax.cli import main
+from noether_jax.cli._cases import CaseReport
 
 from helpers import linear_action
 

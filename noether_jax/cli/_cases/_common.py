@@ -1,11 +1,12 @@
-"""Shared pieces of the paper's case studies: the report each case returns, and progress."""
+"""Shared pieces of the paper's case studies: the report each case returns, the output
+folder, and the body of the example scripts. Progress is the core's `Progress`."""
 
 import dataclasses
 import json
 import pathlib
-import sys
-import time
 from typing import Any, Callable
+
+from noether_jax._progress import Progress as Progress
 
 
 @dataclasses.dataclass
@@ -42,39 +43,6 @@ def jsonable(x: Any) -> Any:
 
 def dumps(report: CaseReport) -> str:
     return json.dumps(jsonable(report.to_json()), indent=2)
-
-
-class Progress:
-    """Prints `[name] message (elapsed s)` lines to stderr: the CLI's progress display.
-
-    Cases call `progress(message)` at each stage, and `progress.bar(i, n, message)` inside
-    long loops over chunks (it redraws one line when stderr is a terminal)."""
-
-    def __init__(self, name: str = "", stream=None, quiet: bool = False):
-        self.name = name
-        self.stream = sys.stderr if stream is None else stream
-        self.quiet = quiet
-        self.start = time.perf_counter()
-
-    def _prefix(self) -> str:
-        return f"[{self.name}] " if self.name else ""
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            dt = time.perf_counter() - self.start
-            print(f"{self._prefix()}{message} ({dt:.1f} s)", file=self.stream, flush=True)
-
-    def bar(self, i: int, n: int, message: str = "") -> None:
-        if self.quiet:
-            return
-        width = 30
-        filled = int(width * i / max(n, 1))
-        line = f"{self._prefix()}{message} [{'#' * filled}{'.' * (width - filled)}] {i}/{n}"
-        if getattr(self.stream, "isatty", lambda: False)():
-            end = "\n" if i >= n else ""
-            print("\r" + line, end=end, file=self.stream, flush=True)
-        elif i >= n or i == 0:
-            print(line, file=self.stream, flush=True)
 
 
 ProgressLike = Callable[[str], None]

@@ -25,9 +25,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._path import minimize_action
-from .._sde import SDE
-from .._symmetry import charge_report
+from noether_jax import SDE, charge_report, minimize_action
 from ._common import CaseReport, Progress, ProgressLike, out_dir
 
 NAME = "drift-diffusion"

@@ -56,8 +56,9 @@ def _precision(x64: bool):
 
 
 def _case_registry() -> dict[str, str]:
-    # The cases register themselves in `noether_jax._cases.CASES` (CLI name -> module path).
-    cases = importlib.import_module("noether_jax._cases")
+    # The cases register themselves in `noether_jax.cli._cases.CASES` (CLI name -> module
+    # path).
+    cases = importlib.import_module("noether_jax.cli._cases")
     return dict(getattr(cases, "CASES", {}))
 
 
@@ -181,7 +182,9 @@ def _write_reports(out: pathlib.Path, reports, *, title: str, quick: bool, total
 def _run_cases(names: Sequence[str], out, *, quick: bool, title: str) -> int:
     import traceback
 
-    from ._cases._common import Progress, out_dir
+    from noether_jax._progress import Progress
+
+    from ._cases._common import out_dir
 
     registry = _case_registry()
     start = time.perf_counter()
@@ -221,7 +224,9 @@ def _run_cases(names: Sequence[str], out, *, quick: bool, title: str) -> int:
 def _demo(ns: argparse.Namespace) -> int:
     names = list(_case_registry())
     if not names:
-        raise CLIError("no case studies are installed (`noether_jax._cases.CASES` is empty).")
+        raise CLIError(
+            "no case studies are installed (`noether_jax.cli._cases.CASES` is empty)."
+        )
     with _precision(True):
         return _run_cases(
             names, ns.out, quick=ns.quick, title="noether_jax: the seed paper's case studies"
@@ -357,7 +362,7 @@ def _load_module(file: pathlib.Path):
 
 
 def _get_sde(module, file: pathlib.Path, name: str):
-    from ._sde import SDE
+    from noether_jax import SDE
 
     def found() -> str:
         sdes = sorted(k for k, v in vars(module).items() if isinstance(v, SDE))
@@ -685,12 +690,12 @@ example (my_ou.py):
 # The registry and the entry point
 
 # name -> `add_parser(subparsers)` or "module:function" naming one (imported lazily). The
-# batch runner plugs in here: "batch": "noether_jax._batch._cli:add_parser".
+# batch runner plugs in here: "batch": "noether_jax.cli._batch:add_parser".
 _SUBCOMMANDS: dict[str, Callable | str] = {
     "demo": _add_demo,
     "reproduce": _add_reproduce,
     "path": _add_path,
-    "batch": "noether_jax._batch._cli:add_parser",
+    "batch": "noether_jax.cli._batch:add_parser",
 }
 
 # Options whose values may start with "-" (negative numbers like -1,0 that argparse would
@@ -713,7 +718,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from noether_jax import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,

@@ -75,7 +75,7 @@ some problems did not converge (their results are still written).""",
 
 
 def _batch(ns: argparse.Namespace) -> int:
-    from .._cli import CLIError, _parse_float, _parse_numbers, _precision
+    from ._main import CLIError, _parse_float, _parse_numbers, _precision
 
     spec = ns.system
     if ":" not in spec:
@@ -114,7 +114,7 @@ def _read_bc(bc: pathlib.Path, cli: dict, geometric: bool) -> dict:
     time) `t0`, `t1` of shape (N,) or ()."""
     import jax.numpy as jnp
 
-    from .._cli import CLIError
+    from ._main import CLIError
 
     try:
         if bc.suffix == ".npz":
@@ -167,9 +167,11 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
 
     import noether_jax as nj
 
-    from .._cases._common import Progress, jsonable
-    from .._cli import CLIError, _args_from_json, _check_dimension, _get_sde, _load_module
-    from . import _store
+    from noether_jax._batch import _store
+    from noether_jax._progress import Progress
+
+    from ._cases._common import jsonable
+    from ._main import CLIError, _args_from_json, _check_dimension, _get_sde, _load_module
 
     module = _load_module(file)
     sde = _get_sde(module, file, name)

@@ -54,12 +54,18 @@ import jax.numpy as jnp
 from jax.scipy.special import i0e, i1e
 from jaxtyping import Array, Float
 
-from .._action import AbstractAction, FreidlinWentzell
-from .._charges import momentum
-from .._hamilton import hamiltonian
-from .._path import minimize_action
-from .._sde import SDE, metric_inner
-from .._symmetry import Rotations, Translations, find_symmetries
+from noether_jax import (
+    SDE,
+    AbstractAction,
+    FreidlinWentzell,
+    Rotations,
+    Translations,
+    find_symmetries,
+    hamiltonian,
+    minimize_action,
+    momentum,
+)
+from noether_jax._sde import metric_inner
 from ._common import CaseReport, Progress, out_dir
 
 NAME = "diffusion-ring"

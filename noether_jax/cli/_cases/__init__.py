@@ -9,8 +9,8 @@ from ._common import CaseReport as CaseReport, Progress as Progress
 
 # CLI name -> module (imported lazily by the CLI and the examples).
 CASES: dict[str, str] = {
-    "drift-diffusion": "noether_jax._cases._drift_diffusion",
-    "ou-memory": "noether_jax._cases._ou_memory",
-    "attractor-network": "noether_jax._cases._attractor_network",
-    "diffusion-ring": "noether_jax._cases._diffusion_ring",
+    "drift-diffusion": "noether_jax.cli._cases._drift_diffusion",
+    "ou-memory": "noether_jax.cli._cases._ou_memory",
+    "attractor-network": "noether_jax.cli._cases._attractor_network",
+    "diffusion-ring": "noether_jax.cli._cases._diffusion_ring",
 }

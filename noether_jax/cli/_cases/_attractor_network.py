@@ -7,11 +7,15 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from .._geometric import find_fixed_points, minimize_geometric_action
-from .._charges import energy
-from .._mesh import AdaptiveGrid, interpolate_path
-from .._path import minimize_action
-from .._sde import SDE
+from noether_jax import (
+    SDE,
+    AdaptiveGrid,
+    energy,
+    find_fixed_points,
+    minimize_action,
+    minimize_geometric_action,
+)
+from noether_jax._mesh import interpolate_path
 from ._common import CaseReport, Progress, out_dir
 
 NAME = "attractor-network"
