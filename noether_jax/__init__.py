@@ -1,17 +1,16 @@
 """noether_jax: most likely paths of noisy dynamical systems, and their Noether charges."""
 
+# Systems: SDEs, the action functionals of their paths, and model drifts
+from ._sde import SDE as SDE
 from ._action import (
     AbstractAction as AbstractAction,
     FreidlinWentzell as FreidlinWentzell,
     OnsagerMachlup as OnsagerMachlup,
 )
-from ._charges import (
-    action_of as action_of,
-    angular_momentum as angular_momentum,
-    energy as energy,
-    momentum as momentum,
-    noether_charge as noether_charge,
-)
+from ._rnn import CTRNN as CTRNN, ctrnn_drift as ctrnn_drift
+
+# Most likely paths: fixed time and unbounded time (geometric action)
+from ._path import minimize_action as minimize_action
 from ._geometric import (
     Transition as Transition,
     barrier as barrier,
@@ -19,16 +18,22 @@ from ._geometric import (
     minimize_geometric_action as minimize_geometric_action,
     physical_times as physical_times,
 )
-from ._path import minimize_action as minimize_action
+
+# Grids, solvers, results
 from ._mesh import AdaptiveGrid as AdaptiveGrid, Refine as Refine
-from ._sde import SDE as SDE
-from ._results import RESULTS as RESULTS
-from ._solution import PathSolution as PathSolution
 from ._solver import (
     AbstractPathSolver as AbstractPathSolver,
     BlockNewton as BlockNewton,
     LBFGS as LBFGS,
+    NewtonCG as NewtonCG,
 )
+from ._results import RESULTS as RESULTS
+from ._solution import PathSolution as PathSolution
+
+# Batches: chunked, sharded, resumable
+from ._batch import solve_batch as solve_batch
+
+# The landscape: fixed points, relaxation, leaving saddles
 from ._geometric import (
     FIXED_POINT_KINDS as FIXED_POINT_KINDS,
     FixedPoint as FixedPoint,
@@ -40,6 +45,15 @@ from ._geometric import (
     find_fixed_points as find_fixed_points,
     leave_saddle as leave_saddle,
     relax as relax,
+)
+
+# Charges, symmetries and Hamilton's equations
+from ._charges import (
+    action_of as action_of,
+    angular_momentum as angular_momentum,
+    energy as energy,
+    momentum as momentum,
+    noether_charge as noether_charge,
 )
 from ._symmetry import (
     AbstractAffineFamily as AbstractAffineFamily,
@@ -61,16 +75,15 @@ from ._symmetry import (
     symmetry_conditions as symmetry_conditions,
 )
 
-# --- RNNs (issue 7): continuous-time recurrent networks as drifts ---
-from ._rnn import CTRNN as CTRNN, ctrnn_drift as ctrnn_drift
-# --- end RNNs ---
 
-# --- NewtonCG (issue 6): matrix-free truncated Newton for large d ---
-from ._solver import NewtonCG as NewtonCG
-# --- end NewtonCG ---
+def _version() -> str:
+    # One source of truth: the installed distribution's metadata (pyproject.toml).
+    import importlib.metadata
 
-# --- Batch runner (issue 6): chunked, sharded, resumable batches ---
-from ._batch import solve_batch as solve_batch
-# --- end batch runner ---
+    try:
+        return importlib.metadata.version("noether-jax")
+    except importlib.metadata.PackageNotFoundError:  # imported from a tree not installed
+        return "0+unknown"
 
-__version__ = "0.1.0"
+
+__version__ = _version()
