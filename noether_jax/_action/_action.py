@@ -8,7 +8,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._sde import SDE, metric_inner
+from .._sde import SDE, metric_inner, metric_matvec
+
+
+def _fw_hamiltonian(sde: SDE, t, x, p, args) -> Float[Array, ""]:
+    """`pᵀ D p + fᵀ p`: the Legendre transform of the Freidlin–Wentzell Lagrangian."""
+    return jnp.dot(p, metric_matvec(sde.D(t, x, args), p)) + jnp.dot(sde.f(t, x, args), p)
 
 
 class AbstractAction(eqx.Module):
@@ -25,11 +30,35 @@ class AbstractAction(eqx.Module):
     continuum minimal action by `O(h²)`. It is also a *variational integrator*: its
     discrete Euler–Lagrange equations conserve the discrete Noether charges of every affine
     symmetry (translations, rotations) exactly, see `nj.momentum`.
+
+    Each functional also defines its Hamiltonian (`hamiltonian`), the one definition of the
+    quasi-energy used by `nj.energy`, `nj.charge_report`, `nj.hamiltonian` and
+    `nj.integrate_hamilton`.
     """
 
     @abc.abstractmethod
     def lagrangian(self, sde: SDE, t, x: Float[Array, " d"], xdot: Float[Array, " d"], args):
         """The Lagrangian `L(t, x, ẋ)`."""
+
+    def hamiltonian(
+        self, sde: SDE, t, x: Float[Array, " d"], p: Float[Array, " d"], args
+    ) -> Float[Array, ""]:
+        r"""The Hamiltonian (quasi-energy) `H(t, x, p)`, the Legendre transform of `L`:
+
+        $$H(t, x, p) = p \cdot \dot x - L(t, x, \dot x)
+          \quad\text{at the } \dot x \text{ with } \partial L/\partial \dot x = p.$$
+
+        It is constant along a most likely path of a system without explicit time
+        dependence, and `∂S*/∂T = −H` for the minimal action over a duration `T`.
+
+        This generic version solves `∂L/∂ẋ = p` by one Newton step from `ẋ = f`, which is
+        exact for Lagrangians quadratic in `ẋ` (all of this library's); the built-in
+        functionals override it with the closed form.
+        """
+        f = sde.f(t, x, args)
+        dL = jax.grad(lambda v: self.lagrangian(sde, t, x, v, args))
+        xdot = f + jnp.linalg.solve(jax.jacfwd(dL)(f), p - dL(f))
+        return jnp.dot(p, xdot) - self.lagrangian(sde, t, x, xdot, args)
 
     def discrete_lagrangian(self, sde: SDE, ta, tb, xa, xb, args) -> Float[Array, ""]:
         """Midpoint discrete Lagrangian `|h| L(t_m, x_m, (x_b − x_a)/h)` of one interval."""
@@ -44,12 +73,22 @@ class FreidlinWentzell(AbstractAction):
 
     $$L(t, x, \dot x) = \tfrac14 (\dot x - f)^\top D^{-1} (\dot x - f).$$
 
-    Path probabilities are `∝ exp(−S)` (CONVENTIONS.md normalisation).
+    Path probabilities are `∝ exp(−S)` (CONVENTIONS.md normalisation). The momentum and
+    Hamiltonian (quasi-energy) are
+
+    $$p = \partial L/\partial \dot x = \tfrac12 D^{-1}(\dot x - f), \qquad
+      H(t, x, p) = p^\top D p + f^\top p,$$
+
+    and `∂S*/∂T = −H` for the minimal action over a duration `T`.
     """
 
     def lagrangian(self, sde, t, x, xdot, args):
         r = xdot - sde.f(t, x, args)
         return 0.25 * metric_inner(sde.D(t, x, args), r)
+
+    def hamiltonian(self, sde, t, x, p, args):
+        """`H(t, x, p) = pᵀ D p + fᵀ p`."""
+        return _fw_hamiltonian(sde, t, x, p, args)
 
 
 class OnsagerMachlup(AbstractAction):
@@ -69,10 +108,24 @@ class OnsagerMachlup(AbstractAction):
 
     For linear drift `f = A x` the extra term is the constant `½ tr(A) T`: the most likely
     path is unchanged. With state-dependent `D` this is still the additive-noise form.
+
+    The momentum is the same as for `nj.FreidlinWentzell` (the extra term does not depend on
+    `ẋ`), and the Legendre transform gives the OM quasi-energy
+
+    $$p = \tfrac12 D^{-1}(\dot x - f), \qquad
+      H_{OM}(t, x, p) = p^\top D p + f^\top p - \tfrac12 \nabla\!\cdot f,$$
+
+    constant along an OM most likely path of an autonomous system, with
+    `∂S*_OM/∂T = −H_OM` for the minimal OM action over a duration `T` (CONVENTIONS.md). The
+    Freidlin–Wentzell `pᵀDp + fᵀp` is *not* conserved along an OM path. Hamilton's equations
+    gain `ṗ = … + ½ ∇(∇·f)`.
+
+    `divergence` and `num_probes` are static (configuration, not data), so a solution that
+    carries this functional (`nj.PathSolution.functional`) can be batched and indexed.
     """
 
-    divergence: Literal["exact", "hutchinson"] = "exact"
-    num_probes: int = 16
+    divergence: Literal["exact", "hutchinson"] = eqx.field(default="exact", static=True)
+    num_probes: int = eqx.field(default=16, static=True)
     key: PRNGKeyArray | None = None
 
     def __check_init__(self):
@@ -85,6 +138,7 @@ class OnsagerMachlup(AbstractAction):
             raise ValueError("`OnsagerMachlup(num_probes=...)` must be at least 1.")
 
     def div_f(self, sde, t, x, args):
+        """`∇·f(t, x)`, exactly or by Hutchinson's estimator as configured."""
         fx = lambda y: sde.f(t, y, args)
         if self.divergence == "exact":
             jac = jax.jacfwd(fx)(x)
@@ -97,3 +151,7 @@ class OnsagerMachlup(AbstractAction):
     def lagrangian(self, sde, t, x, xdot, args):
         r = xdot - sde.f(t, x, args)
         return 0.25 * metric_inner(sde.D(t, x, args), r) + 0.5 * self.div_f(sde, t, x, args)
+
+    def hamiltonian(self, sde, t, x, p, args):
+        """`H_OM(t, x, p) = pᵀ D p + fᵀ p − ½ ∇·f` (with this functional's `div_f`)."""
+        return _fw_hamiltonian(sde, t, x, p, args) - 0.5 * self.div_f(sde, t, x, args)
