@@ -6,6 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from ._action import AbstractAction, FreidlinWentzell
 from ._results import RESULTS
 
 
@@ -23,6 +24,13 @@ class PathSolution(eqx.Module):
     - `converged`: `True` only if the solver met its tolerance and the action is finite.
     - `stats`: a dict with `num_steps`, `num_accepted`, `grad_norm` (max-norm of the action's
       gradient with respect to the interior nodes), and solver-specific entries.
+    - `functional`: the `nj.AbstractAction` the path minimises (`action=` of
+      `nj.minimize_action`; `nj.FreidlinWentzell()` by default and for geometric solutions,
+      whose physical times make the Freidlin–Wentzell charges meaningful). `nj.momentum`,
+      `nj.energy`, `nj.noether_charge`, `nj.angular_momentum`, `nj.action_of` and
+      `nj.charge_report` use it when called without `action=`: along an
+      `nj.OnsagerMachlup()` path the conserved quasi-energy is
+      `H_OM = pᵀDp + fᵀp − ½∇·f`, not the Freidlin–Wentzell `pᵀDp + fᵀp`.
     """
 
     ts: Float[Array, " n"]
@@ -31,19 +39,44 @@ class PathSolution(eqx.Module):
     result: RESULTS
     converged: Bool[Array, ""]
     stats: dict[str, Any]
+    functional: AbstractAction = eqx.field(default_factory=FreidlinWentzell)
 
 
 def finish_solution(
-    ts, xs, S, result: RESULTS, stats, *, finite_in, spd, throw: bool
+    ts,
+    xs,
+    S,
+    result: RESULTS,
+    stats,
+    *,
+    finite_in,
+    spd,
+    throw: bool,
+    functional: AbstractAction | None = None,
 ) -> PathSolution:
     """Assemble a `PathSolution`, overriding the solver's result with the more fundamental
     problems (later checks take precedence: bad input, then invalid noise, then a
-    non-finite action), and raise on failure when `throw`."""
+    non-finite action), and raise on failure when `throw`. `functional` is the action the
+    path minimises (`None`: `nj.FreidlinWentzell()`)."""
+    if functional is None:
+        functional = FreidlinWentzell()
+    elif not isinstance(functional, AbstractAction):
+        raise ValueError(
+            f"`functional` must be an `nj.AbstractAction`, got {type(functional).__name__}."
+        )
     result = RESULTS.where(jnp.isfinite(S), result, RESULTS.nonfinite)
     result = RESULTS.where(spd, result, RESULTS.invalid_diffusion)
     result = RESULTS.where(finite_in, result, RESULTS.invalid_input)
     converged = result == RESULTS.successful
-    sol = PathSolution(ts=ts, xs=xs, action=S, result=result, converged=converged, stats=stats)
+    sol = PathSolution(
+        ts=ts,
+        xs=xs,
+        action=S,
+        result=result,
+        converged=converged,
+        stats=stats,
+        functional=functional,
+    )
     if throw:
         sol = result.error_if(sol, ~converged)
     return sol
