@@ -1,9 +1,12 @@
 r"""Hamilton's equations of the action, integrated with diffrax.
 
-With `H(t, x, p) = pᵀ D p + fᵀ p` (CONVENTIONS.md),
+The Hamiltonian is the functional's own (`AbstractAction.hamiltonian`, the one definition
+of the quasi-energy). For Freidlin–Wentzell, `H(t, x, p) = pᵀ D p + fᵀ p` (CONVENTIONS.md),
 
 $$\dot x = \partial_p H = f + 2 D p, \qquad
-  \dot p = -\partial_x H = -(\partial f/\partial x)^\top p - \partial_x (p^\top D p).$$
+  \dot p = -\partial_x H = -(\partial f/\partial x)^\top p - \partial_x (p^\top D p);$$
+
+for Onsager–Machlup, `H_OM = H − ½ ∇·f`: the same `ẋ`, and `ṗ` gains `+ ½ ∇(∇·f)`.
 
 A most likely path is the `x`-part of the solution from its initial point and initial
 momentum: an independent check of a path found by minimising the action.
@@ -17,27 +20,55 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._sde import SDE, check_sde_calls, metric_matvec
+from ._action import AbstractAction, FreidlinWentzell
+from ._sde import SDE, check_sde_calls
+
+
+def _functional(action, where: str) -> AbstractAction:
+    if action is None:
+        return FreidlinWentzell()
+    if not isinstance(action, AbstractAction):
+        raise ValueError(
+            f"`{where}`: `action` must be an `nj.AbstractAction`, got {type(action).__name__}."
+        )
+    return action
 
 
 def hamiltonian(
-    sde: SDE, t, x: Float[Array, " d"], p: Float[Array, " d"], args
+    sde: SDE,
+    t,
+    x: Float[Array, " d"],
+    p: Float[Array, " d"],
+    args,
+    *,
+    action: AbstractAction | None = None,
 ) -> Float[Array, ""]:
-    """`H(t, x, p) = pᵀ D p + fᵀ p`."""
-    return jnp.dot(p, metric_matvec(sde.D(t, x, args), p)) + jnp.dot(sde.f(t, x, args), p)
+    r"""The Hamiltonian (quasi-energy) `H(t, x, p)` of a functional: `action.hamiltonian`.
+
+    - `nj.FreidlinWentzell()` (default): $H = p^\top D p + f^\top p$.
+    - `nj.OnsagerMachlup()`: $H_{OM} = p^\top D p + f^\top p - \tfrac12 \nabla\!\cdot f$.
+
+    Constant along a most likely path of that functional when neither `f` nor `D` depends
+    explicitly on `t`, and `∂S*/∂T = −H` (`∂S*_OM/∂T = −H_OM`).
+    """
+    return _functional(action, "nj.hamiltonian").hamiltonian(sde, t, x, p, args)
 
 
 def _vector_field(t, y, sde_args):
-    sde, args = sde_args
+    sde, action, args = sde_args
     x, p = y
     # ∂H/∂x and ∂H/∂p in one reverse pass: the equations are exactly Hamilton's, with
-    # the derivative of D included for state-dependent noise.
-    dH_dx, dH_dp = jax.grad(lambda x_, p_: hamiltonian(sde, t, x_, p_, args), argnums=(0, 1))(x, p)
+    # the derivative of D included for state-dependent noise (and of ∇·f for OM).
+    dH_dx, dH_dp = jax.grad(
+        lambda x_, p_: action.hamiltonian(sde, t, x_, p_, args), argnums=(0, 1)
+    )(x, p)
     return dH_dp, -dH_dx
 
 
 @eqx.filter_jit
-def _integrate(sde, x0, p0, ts, args, solver, rtol, atol, dt0, max_steps, throw, step_at_ts):
+def _integrate(
+    sde, action, x0, p0, ts, args, solver, rtol, atol, dt0, max_steps, throw, step_at_ts
+):
     term = diffrax.ODETerm(_vector_field)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     if step_at_ts:
@@ -50,7 +81,7 @@ def _integrate(sde, x0, p0, ts, args, solver, rtol, atol, dt0, max_steps, throw,
         t1=ts[-1],
         dt0=dt0,
         y0=(x0, p0),
-        args=(sde, args),
+        args=(sde, action, args),
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller,
         max_steps=max_steps,
@@ -67,6 +98,7 @@ def integrate_hamilton(
     ts: ArrayLike,
     args: Any = None,
     *,
+    action: AbstractAction | None = None,
     solver: diffrax.AbstractSolver | None = None,
     rtol: float | None = None,
     atol: float | None = None,
@@ -75,8 +107,10 @@ def integrate_hamilton(
     throw: bool = True,
     step_at_ts: bool = True,
 ) -> tuple[Float[Array, "n d"], Float[Array, "n d"]]:
-    r"""Integrate Hamilton's equations `ẋ = f + 2Dp`, `ṗ = −(∂f/∂x)ᵀp − ∂ₓ(pᵀDp)` from
-    `(x0, p0)` at `ts[0]`, saving at every time of `ts`.
+    r"""Integrate Hamilton's equations `ẋ = ∂H/∂p`, `ṗ = −∂H/∂x` of a functional's
+    Hamiltonian from `(x0, p0)` at `ts[0]`, saving at every time of `ts`. For
+    Freidlin–Wentzell (default) `ẋ = f + 2Dp`, `ṗ = −(∂f/∂x)ᵀp − ∂ₓ(pᵀDp)`; for
+    Onsager–Machlup `ṗ` gains `+ ½ ∇(∇·f)`.
 
     **Arguments:**
 
@@ -86,6 +120,8 @@ def integrate_hamilton(
     - `ts`: strictly monotonic times, shape `(n,)`, `n >= 2`. Decreasing times integrate
       backwards, which is how a process run backwards in time (`t1 < t0`) is described: the
       equations are the same.
+    - `action`: the functional whose Hamiltonian is used (`AbstractAction.hamiltonian`;
+      default `nj.FreidlinWentzell()`), e.g. `sol.functional` of the path being checked.
     - `solver`: a diffrax solver (default `diffrax.Dopri8()`, 8th order, suited to tight
       tolerances).
     - `rtol`, `atol`: for diffrax's `PIDController`; default `1e-10` in float64 and `1e-6`
@@ -109,6 +145,7 @@ def integrate_hamilton(
         raise ValueError(
             f"`nj.integrate_hamilton`: `sde` must be an `nj.SDE`, got {type(sde).__name__}."
         )
+    action = _functional(action, "nj.integrate_hamilton")
     x0, p0, ts = jnp.asarray(x0), jnp.asarray(p0), jnp.asarray(ts)
     for name, a in (("x0", x0), ("p0", p0)):
         if a.ndim != 1:
@@ -151,5 +188,5 @@ def integrate_hamilton(
             f"`nj.integrate_hamilton`: `solver` must be a diffrax solver, got {solver!r}."
         )
     return _integrate(
-        sde, x0, p0, ts, args, solver, rtol, atol, dt0, max_steps, throw, bool(step_at_ts)
+        sde, action, x0, p0, ts, args, solver, rtol, atol, dt0, max_steps, throw, bool(step_at_ts)
     )

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .._action import AbstractAction
+from .._action import AbstractAction, FreidlinWentzell
 from .._charges import momentum
 from .._sde import SDE, metric_matvec
 from .._solution import PathSolution
@@ -47,13 +47,17 @@ def _relative_variation(q, scale):
 class ChargeReport(eqx.Module):
     r"""Charges and quasi-energy along one path (`nj.charge_report`).
 
-    For each generator `ξ_i` (row `i`) and for the quasi-energy `H = pᵀDp + fᵀp`:
+    For each generator `ξ_i` (row `i`) and for the quasi-energy `H` (the functional's
+    Hamiltonian: `pᵀDp + fᵀp` for Freidlin–Wentzell, `pᵀDp + fᵀp − ½∇·f` for
+    Onsager–Machlup):
 
     - `charges` (`(r, n)`), `energy` (`(n,)`): the values at the nodes;
     - `means`, `energy_mean`: their mean over the nodes;
     - `relative_variations`, `energy_relative_variation`: `(max − min) / s`, with the scale
-      `s = mean_n |p_n| |ξ(x_n)|` for a charge and `s = mean_n (|p_nᵀ D p_n| + |f_n| |p_n|)`
-      for the energy (`scales`, `energy_scale`). By Cauchy–Schwarz `s ≥ |mean|`, and `s` is
+      `s = mean_n |p_n| |ξ(x_n)|` for a charge and
+      `s = mean_n (|p_nᵀ D p_n| + |f_n| |p_n| + |H_n − H_FW,n|)` for the energy (`scales`,
+      `energy_scale`; the last term is `½|∇·f|` for Onsager–Machlup, zero for
+      Freidlin–Wentzell). By Cauchy–Schwarz `s ≥ |mean|`, and `s` is
       the size of the factors whose product is the charge, so a conserved charge that
       happens to be zero is not divided by zero, and a variation is always compared with
       how large the charge could be.
@@ -129,8 +133,13 @@ def charge_report(
     action: AbstractAction | None = None,
     names: Sequence[str] | None = None,
 ) -> ChargeReport:
-    r"""The Noether charges `Q_ξ = p·ξ(x)` of `generators` and the quasi-energy
-    `H = pᵀDp + fᵀp` along a path: values, means and relative variations.
+    r"""The Noether charges `Q_ξ = p·ξ(x)` of `generators` and the quasi-energy `H` along a
+    path: values, means and relative variations.
+
+    `H` is the functional's Hamiltonian (`AbstractAction.hamiltonian`):
+    $H = p^\top D p + f^\top p$ for Freidlin–Wentzell and
+    $H_{OM} = p^\top D p + f^\top p - \tfrac12 \nabla\!\cdot f$ for Onsager–Machlup
+    (the one conserved along an OM path, with `∂S*_OM/∂T = −H_OM`).
 
     **Arguments:**
 
@@ -142,8 +151,11 @@ def charge_report(
     - `args`: as passed to the solver.
     - `momenta`: optional `(n, d)` momenta at the nodes (e.g. from `nj.integrate_hamilton`).
       Default: `nj.momentum(sde, sol)`, the discrete Legendre transform of the path, so the
-      charges equal `nj.noether_charge(sde, sol, ξ)` and `H` equals `nj.energy(sde, sol)`.
-    - `action`: passed to `nj.momentum`.
+      charges equal `nj.noether_charge(sde, sol, ξ)` and `H` equals `nj.energy(sde, sol)`
+      (with the same `action`).
+    - `action`: the functional of the momenta and of `H`. Default: `sol.functional` for an
+      `nj.PathSolution` (the functional it minimised), `nj.FreidlinWentzell()` for a pair
+      `(ts, xs)`; an explicit `action` wins.
     - `names`: optional names of the charges (default `Q0`, `Q1`, ... with a description).
 
     On a converged fixed-time path, affine symmetries have charges constant to round-off
@@ -155,6 +167,15 @@ def charge_report(
             f"`nj.charge_report`: `sde` must be an `nj.SDE`, got {type(sde).__name__}."
         )
     ts, xs = _as_path(sol)
+    if action is None:
+        action = getattr(sol, "functional", None)
+        if not isinstance(action, AbstractAction):
+            action = FreidlinWentzell()
+    elif not isinstance(action, AbstractAction):
+        raise ValueError(
+            "`nj.charge_report`: `action` must be an `nj.AbstractAction`, got "
+            f"{type(action).__name__}."
+        )
     gens, default_names = _generator_list(generators)
     if names is None:
         names = default_names
@@ -199,9 +220,13 @@ def _report(sde, ts, xs, gens, args, momenta, action, names):
     scales = jnp.stack(scales) if scales else jnp.zeros((0,), p.dtype)
 
     def h_parts(t, x, p):
+        # H from the functional (the one definition); the scale from the sizes of its terms.
+        H = action.hamiltonian(sde, t, x, p, args)
+        extra = H - FreidlinWentzell().hamiltonian(sde, t, x, p, args)
         f = sde.f(t, x, args)
         pDp = jnp.dot(p, metric_matvec(sde.D(t, x, args), p))
-        return pDp + jnp.dot(f, p), jnp.abs(pDp) + jnp.linalg.norm(f) * jnp.linalg.norm(p)
+        size = jnp.abs(pDp) + jnp.linalg.norm(f) * jnp.linalg.norm(p) + jnp.abs(extra)
+        return H, size
 
     H, H_size = jax.vmap(h_parts)(ts, xs, p)
     H_scale = jnp.mean(H_size)
