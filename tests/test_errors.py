@@ -76,12 +76,84 @@ def test_state_not_1d(name):
         np.array([0, 1], dtype=np.int32),  # integer numpy array
         jnp.array([0.0 + 1.0j, 1.0]),  # complex
         np.array([0.0, 1.0], dtype=np.complex128),
+        [1.0j, 0.0],  # complex Python list
+        jnp.array([True, False]),  # boolean
+        [True, False],  # boolean Python list (would otherwise become [1.0, 0.0])
     ],
-    ids=["int-jax", "int-numpy", "complex-jax", "complex-numpy"],
+    ids=["int-jax", "int-numpy", "complex-jax", "complex-numpy", "complex-list", "bool-jax",
+         "bool-list"],
 )
 def test_wrong_dtype(x0):
     with pytest.raises(ValueError, match=r"`x0` must be a floating-point array"):
         _solve(x0=x0)
+
+
+def test_complex_message_says_what_to_fix():
+    with pytest.raises(ValueError, match=r"`x1` must be a floating-point array, got complex "
+                       r"dtype complex128: only real values .*`jnp\.real\(x1\)`"):
+        _solve(x1=X1.astype(jnp.complex128))
+
+
+def test_int_list_endpoints_are_cast():
+    # Python ints in a list are exact: `x0=[0, 0]` means the float state (same compile).
+    sol = _solve(x0=[0, 0])
+    assert sol.xs.dtype == jnp.float64 and bool(sol.converged)
+
+
+@pytest.mark.parametrize(
+    "t1, fragment",
+    [
+        (1.0 + 0.5j, r"`t1` must be real \(float or int\), got complex"),
+        (True, r"`t1` must be real \(float or int\), got dtype bool"),
+        (jnp.array([1.0]), r"`t1` must be a scalar time"),
+    ],
+    ids=["complex", "bool", "vector"],
+)
+def test_bad_time(t1, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        _solve(t1=t1)
+
+
+def test_complex_init():
+    init = jnp.zeros((N, 2), dtype=jnp.complex128)
+    with pytest.raises(ValueError, match=r"`init` must be a floating-point array, got complex"):
+        _solve(init=init)
+
+
+def test_bool_and_int_init():
+    with pytest.raises(ValueError, match=r"`init` must be a floating-point array, got dtype bool"):
+        _solve(init=jnp.zeros((N, 2), dtype=bool))
+    with pytest.raises(ValueError, match=r"`init` must be a floating-point array, got dtype int"):
+        _solve(init=jnp.zeros((N, 2), dtype=int))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="noether_jax/_path.py still casts `grid` itself (complex -> real with a warning); "
+    "it passes once `minimize_action` validates the grid with `_sde.as_grid`",
+)
+def test_complex_grid():
+    grid = jnp.linspace(0.0, 1.0, N).astype(jnp.complex128)  # N nodes: the shared compile
+    with pytest.raises(ValueError, match=r"`grid` must be real \(float or int\), got complex"):
+        _solve(n_nodes=None, grid=grid)
+
+
+def test_as_grid_helper():
+    # The grid check shared by the solvers (`minimize_action` switches to it).
+    from noether_jax._sde import as_grid
+
+    grid, n = as_grid([0, 0.5, 1], None, jnp.float64)
+    assert n == 3 and grid.dtype == jnp.float64
+    with pytest.raises(ValueError, match=r"`grid` must be real \(float or int\), got complex"):
+        as_grid(jnp.linspace(0.0, 1.0, 5).astype(jnp.complex128), None, jnp.float64)
+    with pytest.raises(ValueError, match=r"`grid` must be real \(float or int\), got dtype bool"):
+        as_grid(jnp.array([False, True]), None, jnp.float64)
+    with pytest.raises(ValueError, match=r"`grid` contains NaN or infinity"):
+        as_grid(jnp.array([0.0, jnp.nan, 1.0]), None, jnp.float64)
+    with pytest.raises(ValueError, match=r"`grid` must increase strictly from 0 to 1"):
+        as_grid(jnp.array([0.0, 0.7, 0.5, 1.0]), None, jnp.float64)
+    with pytest.raises(ValueError, match=r"disagrees with `grid`"):
+        as_grid(jnp.linspace(0.0, 1.0, 4), 5, jnp.float64)
 
 
 @pytest.mark.parametrize("n_nodes", [0, 1, 2])
@@ -180,8 +252,43 @@ def test_sde_not_an_sde(sde):
         nj.minimize_action(sde, X0, X1, 0.0, 1.0, n_nodes=N, args=K)
 
 
+def test_geometric_complex_x0():
+    with pytest.raises(ValueError, match=r"`x0` must be a floating-point array, got complex"):
+        nj.minimize_geometric_action(SDE_NL, X0.astype(jnp.complex128), X1, n_nodes=N, args=K)
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad values: reported through `result`/`converged` (throw=False), or raised (throw=True).
+
+
+def test_args_are_finite():
+    from noether_jax._sde import args_are_finite
+
+    ok = {"k": jnp.array([0.3, 1.0]), "n": 3, "flag": True, "f": jnp.sin, "name": "a", "z": None}
+    assert bool(args_are_finite(ok))
+    assert bool(args_are_finite(None)) and bool(args_are_finite(2.5))
+    # Integer and boolean leaves are finite by construction.
+    assert bool(args_are_finite((jnp.arange(3), np.array([True]), 7)))
+    assert not bool(args_are_finite(dict(ok, k=jnp.array([0.3, jnp.nan]))))
+    assert not bool(args_are_finite([1.0, (np.float32(np.inf),)]))
+    assert not bool(args_are_finite(float("-inf")))
+    # Traced: a value for a result code.
+    f = jax.jit(lambda a: args_are_finite({"a": a, "i": 1}))
+    assert bool(f(jnp.array(1.0))) and not bool(f(jnp.array(jnp.nan)))
+
+
+def test_diffusion_is_spd():
+    from noether_jax._sde import diffusion_is_spd
+
+    xs = jnp.array([[0.0, 0.0], [0.4, 0.2], [1.0, 0.5]])
+    ts = jnp.linspace(0.0, 1.0, 3)
+    assert bool(diffusion_is_spd(SDE_NL, ts, xs, K))
+    for D in (_BAD_D[0], _BAD_D[2]):  # indefinite matrix, negative scalar
+        assert not bool(diffusion_is_spd(nj.SDE(_nonlinear_drift, D), ts, xs, K))
+    # A callable D is checked at the midpoints: 0.5 − x[0] < 0 at the second one.
+    assert not bool(diffusion_is_spd(nj.SDE(_nonlinear_drift, _D_scalar_goes_negative), ts, xs, K))
+    assert bool(diffusion_is_spd(nj.SDE(_nonlinear_drift, _D_scalar_goes_negative), None,
+                                 xs[:2], K))
 
 
 _BAD = [
