@@ -434,3 +434,22 @@ def test_charges_constant_along_geometric_paths():
     aniso = nj.minimize_geometric_action(SDE_HELIX_ANISO, X0g, X1g, n_nodes=61)
     broken = nj.charge_report(SDE_HELIX_ANISO, aniso, [lambda x: jnp.array([-x[1], x[0], 0.0])])
     assert float(broken.relative_variations[0]) > 1e-2
+
+
+# A 2-D system (a rotation with rate `args`): its symmetry in `nj.Rotations(2)` is R01.
+def _rotation2(t, x, w):
+    return w * jnp.stack([x[1], -x[0]])
+
+
+SDE_ROT2 = nj.SDE(_rotation2, 1.0)
+
+
+def test_charge_report_family_of_wrong_dimension():
+    sol = (jnp.linspace(0.0, 1.0, 5), jnp.zeros((5, 2)))  # a 2-D path
+    g3 = nj.Generator(nj.Rotations(3), jnp.array([1.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match=r"`nj.Rotations\(3\)` is 3-dimensional but the system "
+                       r"is 2-dimensional \(a state has shape \(2,\)\)"):
+        nj.charge_report(SDE_ROT2, sol, [g3], args=1.0)
+    # A family is not a generator: it needs coefficients.
+    with pytest.raises(ValueError, match=r"is a space of generators, not one generator"):
+        nj.charge_report(SDE_ROT2, sol, nj.Rotations(2), args=1.0)

@@ -55,6 +55,43 @@ def _check_dim(d, cls: str) -> int:
     return int(d)
 
 
+def family_label(family, d: int | None = None) -> str:
+    """How a family is written in messages: `nj.Rotations(3)`, `nj.Translations(3) |
+    nj.Rotations(3)`, ...; with `d`, the same family in dimension `d` (a suggestion)."""
+    if isinstance(family, FamilySum):
+        return " | ".join(family_label(f, d) for f in family.families)
+    cls = type(family).__name__
+    if isinstance(family, VectorFieldBasis):
+        dim = family.dim if d is None else d
+        return f"nj.VectorFieldBasis(..., d={dim})" if dim is not None else "nj.VectorFieldBasis"
+    dim = family.dim if d is None else d
+    prefix = "nj." if type(family).__module__.startswith("noether_jax") else ""
+    if hasattr(family, "d") and dim is not None:
+        return f"{prefix}{cls}({dim})"
+    return f"{prefix}{cls}"
+
+
+def dimension_mismatch(family, d_sys: int, because: str) -> str:
+    """The message for a family of dimension `family.dim` used on a `d_sys`-dimensional
+    system (`because`: how the system's dimension is known)."""
+    d = family.dim
+    suggestion = (
+        f" (e.g. `{family_label(family, d_sys)}`)"
+        if not isinstance(family, VectorFieldBasis) and _is_builtin(family)
+        else ""
+    )
+    return (
+        f"the family `{family_label(family)}` is {d}-dimensional but the system is "
+        f"{d_sys}-dimensional ({because}): use a family of dimension {d_sys}{suggestion}."
+    )
+
+
+def _is_builtin(family) -> bool:
+    if isinstance(family, FamilySum):
+        return all(_is_builtin(f) for f in family.families)
+    return type(family).__module__ == __name__ and hasattr(family, "d")
+
+
 def _format_combination(coefficients, names: Sequence[str]) -> str:
     if hasattr(coefficients, "shape") and hasattr(coefficients, "dtype"):
         dtype = coefficients.dtype
@@ -80,6 +117,9 @@ def _format_combination(coefficients, names: Sequence[str]) -> str:
         terms.append(f"{sign} {coef}{name}")
     out = " ".join(terms)
     return out[2:] if out.startswith("+ ") else "-" + out[2:]
+
+
+_NO_STATE = object()  # `family(coefficients)` without a state: a family used as a generator
 
 
 class AbstractGeneratorFamily(eqx.Module):
@@ -115,6 +155,19 @@ class AbstractGeneratorFamily(eqx.Module):
         """`∂ξ_j/∂x` at `x`: entry `[j, a, b] = ∂ξ_j^a / ∂x_b`."""
         return jax.jacfwd(self.basis)(x)
 
+    def check_state(self, x) -> None:
+        """Refuse (`ValueError`, at trace time) a state whose shape is not `(dim,)`: a family
+        of one dimension used on a system of another."""
+        d = self.dim
+        shape = tuple(jnp.shape(x))
+        if d is not None and shape != (d,):
+            if len(shape) == 1:
+                raise ValueError(dimension_mismatch(self, shape[0], f"a state has shape {shape}"))
+            raise ValueError(
+                f"the family `{family_label(self)}` takes one state of shape ({d},), got shape "
+                f"{shape}."
+            )
+
     def names(self) -> tuple[str, ...]:
         """Short names of the basis fields (used by `describe`)."""
         return tuple(f"ξ{j}" for j in range(self.size))
@@ -131,9 +184,16 @@ class AbstractGeneratorFamily(eqx.Module):
         return _format_combination(coefficients, self.names())
 
     def __call__(
-        self, coefficients: Float[Array, " k"], x: Float[Array, " d"]
+        self, coefficients: Float[Array, " k"], x: Float[Array, " d"] = _NO_STATE
     ) -> Float[Array, " d"]:
         """`ξ_c(x) = Σ_j c_j ξ_j(x)`."""
+        if x is _NO_STATE:
+            raise ValueError(
+                f"the family `{family_label(self)}` is a space of generators, not one generator: "
+                "call it as `family(coefficients, x)`, or, for the charges of every basis "
+                "field, use `[nj.Generator(family, c) for c in jnp.eye(family.size)]`."
+            )
+        self.check_state(x)
         return jnp.asarray(coefficients, x.dtype) @ self.basis(x)
 
     def __or__(self, other: "AbstractGeneratorFamily") -> "FamilySum":
@@ -157,11 +217,13 @@ class AbstractAffineFamily(AbstractGeneratorFamily):
         """The constant parts `b_j`."""
 
     def basis(self, x):
+        self.check_state(x)
         M = self.matrices().astype(x.dtype)
         b = self.offsets().astype(x.dtype)
         return M @ x + b
 
     def jacobians(self, x):
+        self.check_state(x)
         return self.matrices().astype(x.dtype)
 
     def affine(self, coefficients):
@@ -361,6 +423,7 @@ class VectorFieldBasis(AbstractGeneratorFamily):
         return len(self.fields)
 
     def basis(self, x):
+        self.check_state(x)
         return jnp.stack([jnp.asarray(g(x), dtype=x.dtype) for g in self.fields])
 
     def names(self):
