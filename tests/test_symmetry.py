@@ -442,6 +442,34 @@ def _rotation2(t, x, w):
 
 
 SDE_ROT2 = nj.SDE(_rotation2, 1.0)
+POINTS2 = POINTS3[:8, :2]
+RUNTIME_ERRORS = tuple(
+    e
+    for e in (getattr(eqx, "EquinoxRuntimeError", None), getattr(jax.errors, "JaxRuntimeError", None))
+    if e is not None
+) or (RuntimeError,)
+
+
+def test_family_of_wrong_dimension():
+    both = r"`nj.Rotations\(3\)` is 3-dimensional but the system is 2-dimensional"
+    # The drift shows the dimension (it returns shape (2,) for x of shape (3,)) ...
+    with pytest.raises(ValueError, match=both + r" \(its drift returns shape \(2,\)\)"):
+        nj.find_symmetries(SDE_ROT2, nj.Rotations(3), args=1.0)
+    with pytest.raises(ValueError, match=r"e\.g\. `nj\.Rotations\(2\)`"):
+        nj.find_symmetries(SDE_ROT2, nj.Rotations(3), args=1.0)
+    # ... or the constant diffusion does (a drift that works in any dimension).
+    iso = nj.SDE(lambda t, x, a: -x, jnp.ones(2))
+    with pytest.raises(ValueError, match=both + r" \(its diffusion has shape \(2,\)\)"):
+        nj.find_symmetries(iso, nj.Rotations(3))
+    with pytest.raises(ValueError, match=r"`nj.Translations\(3\) \| nj.Rotations\(3\)` is "
+                       r"3-dimensional but the system is 2-dimensional"):
+        nj.find_symmetries(iso, nj.Translations(3) | nj.Rotations(3))
+    # With points of the family's dimension too.
+    with pytest.raises(ValueError, match=both):
+        nj.symmetry_conditions(SDE_ROT2, nj.Rotations(3), POINTS3[:4], args=1.0)
+    with pytest.raises(ValueError, match=r"`points` has shape \(8, 2\) but the family "
+                       r"`nj.Rotations\(3\)` is 3-dimensional"):
+        nj.symmetry_conditions(SDE_ROT2, nj.Rotations(3), POINTS2, args=1.0)
 
 
 def test_charge_report_family_of_wrong_dimension():
@@ -453,3 +481,59 @@ def test_charge_report_family_of_wrong_dimension():
     # A family is not a generator: it needs coefficients.
     with pytest.raises(ValueError, match=r"is a space of generators, not one generator"):
         nj.charge_report(SDE_ROT2, sol, nj.Rotations(2), args=1.0)
+
+
+@pytest.mark.parametrize("value", [jnp.nan, jnp.inf], ids=["nan", "inf"])
+def test_nonfinite_inputs_raise(value):
+    fam = nj.Rotations(2)
+    with pytest.raises(ValueError, match=r"`nj.find_symmetries`: `args` contains NaN or infinity"):
+        nj.find_symmetries(SDE_ROT2, fam, args=jnp.asarray(value))
+    # The message names the leaf of a pytree.
+    with pytest.raises(ValueError, match=r"`args\['w'\]\[1\]` contains NaN or infinity"):
+        nj.find_symmetries(
+            nj.SDE(lambda t, x, a: _rotation2(t, x, a["w"][0]), 1.0), fam,
+            args={"w": [1.0, value], "n": 3},
+        )
+    with pytest.raises(ValueError, match=r"`points` contains NaN or infinity"):
+        nj.find_symmetries(SDE_ROT2, fam, points=POINTS2.at[3, 1].set(value), args=1.0)
+    with pytest.raises(ValueError, match=r"`times` contains NaN or infinity"):
+        nj.find_symmetries(SDE_ROT2, fam, times=jnp.array([0.0, value]), args=1.0)
+    with pytest.raises(ValueError, match=r"`nj.symmetry_conditions`: `args` contains NaN"):
+        nj.symmetry_conditions(SDE_ROT2, fam, POINTS2, args=jnp.asarray(value))
+
+
+def _log_drift(t, x, c):
+    return -jnp.log(x + c)  # finite only where x > −c
+
+
+def test_nonfinite_values_raise_at_run_time():
+    # Under jit (and vmap) the values are unknown at trace time: an error at run time, never
+    # a normal-looking answer ("0 symmetries"). One compile for the three calls.
+    find = eqx.filter_jit(
+        lambda c: nj.find_symmetries(nj.SDE(_log_drift, 1.0), nj.Rotations(2), points=POINTS2,
+                                     args=c)
+    )
+    assert np.all(np.isfinite(np.asarray(find(jnp.array(10.0)).singular_values)))
+    with pytest.raises(RUNTIME_ERRORS, match=r"`args`, `points` or `times` contain NaN"):
+        jax.block_until_ready(find(jnp.array(jnp.nan)))
+    # Finite inputs, but a drift that is not finite at some of the points.
+    with pytest.raises(RUNTIME_ERRORS, match=r"the drift or the diffusion .* is NaN or infinite"):
+        jax.block_until_ready(find(jnp.array(0.0)))
+
+
+def test_bad_dtypes_and_too_few_points():
+    fam = nj.Rotations(2)
+    with pytest.raises(ValueError, match=r"`points` must be a floating-point array, got complex"):
+        nj.find_symmetries(SDE_ROT2, fam, points=POINTS2.astype(jnp.complex128), args=1.0)
+    with pytest.raises(ValueError, match=r"`points` must be a floating-point array, got dtype bool"):
+        nj.find_symmetries(SDE_ROT2, fam, points=POINTS2 > 0, args=1.0)
+    with pytest.raises(ValueError, match=r"`times` must be real \(float or int\), got complex"):
+        nj.find_symmetries(SDE_ROT2, fam, times=jnp.array([0.0, 1.0j]), args=1.0)
+    with pytest.raises(ValueError, match=r"`times` must be real \(float or int\), got dtype bool"):
+        nj.find_symmetries(SDE_ROT2, fam, times=jnp.array([True]), args=1.0)
+    with pytest.raises(ValueError, match=r"`rtol` must be a positive, finite float"):
+        nj.find_symmetries(SDE_ROT2, fam, args=1.0, rtol=float("inf"))
+    # 1 point in 2-D gives 2 drift conditions for the 4 coefficients of LinearGenerators(2).
+    with pytest.raises(ValueError, match=r"too few points for the family "
+                       r"`nj.LinearGenerators\(2\)`: its 4 coefficients .* give only 2"):
+        nj.find_symmetries(SDE_ROT2, nj.LinearGenerators(2), points=POINTS2[:1], args=1.0)

@@ -20,8 +20,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from .._sde import SDE, check_sde_calls
-from ._families import AbstractGeneratorFamily, Generator, _host_list, _is_int, _sqrt_eps
+from .._sde import SDE, as_real_array, check_finite, check_sde_calls
+from ._families import (
+    AbstractGeneratorFamily,
+    dimension_mismatch,
+    family_label,
+    Generator,
+    _host_list,
+    _is_int,
+    _sqrt_eps,
+)
 
 # Times at which the explicit time dependence of `f` and `D` is measured when `times=None`.
 # Irrational spacings, so that a periodic dependence is unlikely to vanish at all of them.
@@ -169,7 +177,35 @@ def _conditions(sde, family, points, times, check_times, args) -> SymmetryCondit
     )
 
 
-_conditions_jit = eqx.filter_jit(_conditions)
+def _checked_conditions(
+    sde, family, points, times, check_times, args, inputs_finite, where
+) -> SymmetryConditions:
+    """`_conditions`, with a runtime error (`eqx.error_if`) for NaN or infinity: in the
+    inputs (`inputs_finite`: what could not be checked at trace time, under `jit`/`vmap`), or
+    in the conditions themselves (the drift or the noise not finite at the points). Every
+    output depends on the checked conditions, so no answer comes out of bad values."""
+    cond = _conditions(sde, family, points, times, check_times, args)
+    cond = eqx.error_if(
+        cond,
+        ~inputs_finite,
+        f"`{where}`: `args`, `points` or `times` contain NaN or infinity.",
+    )
+    finite = jnp.array(True)
+    for a in jax.tree.leaves(cond):
+        finite = finite & jnp.all(jnp.isfinite(a))
+    return eqx.error_if(
+        cond,
+        inputs_finite & ~finite,
+        f"`{where}`: the drift or the diffusion (or their derivatives in x or t) is NaN or "
+        "infinite at some of the points and times: give points where the system is defined.",
+    )
+
+
+@eqx.filter_jit
+def _conditions_jit(sde, family, points, times, check_times, args, inputs_finite):
+    return _checked_conditions(
+        sde, family, points, times, check_times, args, inputs_finite, "nj.symmetry_conditions"
+    )
 
 
 def _whitening(B: Float[Array, "m k"], rtol) -> tuple[Float[Array, "k k"], Bool[Array, " k"]]:
@@ -371,8 +407,10 @@ class Symmetries(eqx.Module):
 
 
 @eqx.filter_jit
-def _find(sde, family, points, times, check_times, args, rtol) -> Symmetries:
-    cond = _conditions(sde, family, points, times, check_times, args)
+def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) -> Symmetries:
+    cond = _checked_conditions(
+        sde, family, points, times, check_times, args, inputs_finite, "nj.find_symmetries"
+    )
     W, keep = _whitening(cond.norm, rtol)
     S, dirs, basis, num, tol = _spectrum(
         jnp.concatenate([cond.drift, cond.metric], axis=0), W, keep, rtol
@@ -404,8 +442,40 @@ def _find(sde, family, points, times, check_times, args, rtol) -> Symmetries:
     )
 
 
+def _check_system_dimension(sde, family, args, d: int, dtype, where: str) -> None:
+    """The family's dimension `d` against the system's, where the system shows it: the shape
+    of a constant diffusion, and what the drift accepts and returns for `x` of shape (d,)."""
+    p = f"`{where}`: "
+    if not callable(sde.diffusion):
+        shape = jnp.shape(sde.diffusion)
+        if len(shape) >= 1 and shape[0] != d:
+            raise ValueError(
+                p + dimension_mismatch(family, shape[0], f"its diffusion has shape {shape}")
+            )
+    x_s = jax.ShapeDtypeStruct((d,), dtype)
+    t_s = jax.ShapeDtypeStruct((), dtype)
+    try:
+        out = jax.eval_shape(lambda t_, x_: sde.f(t_, x_, args), t_s, x_s)
+    except Exception as e:  # noqa: BLE001 - report the user's error with context
+        raise ValueError(
+            f"{p}calling `drift(t, x, args)` with x of shape ({d},) failed: {e}. (The family "
+            f"`{family_label(family)}` is {d}-dimensional, so x has shape ({d},): is the "
+            f"system {d}-dimensional?)"
+        ) from e
+    shape = tuple(getattr(out, "shape", ()))
+    if len(shape) == 1 and shape != (d,):
+        raise ValueError(
+            p
+            + dimension_mismatch(family, shape[0], f"its drift returns shape {shape}")
+            + f" (`drift(t, x, args)` must return shape ({d},) for x of shape ({d},).)"
+        )
+
+
 def _prepare(sde, family, points, times, args, key, n_points, where: str):
-    """Validate the inputs (ValueError at trace time) and fill in the defaults."""
+    """Validate the inputs (ValueError at trace time) and fill in the defaults. Returns
+    `(points, times, check_times, dtype, inputs_finite)`: NaN or infinity in `args`,
+    `points` or `times` raises here when their values are known; `inputs_finite` covers
+    the traced ones (checked at run time)."""
     if not isinstance(sde, SDE):
         raise ValueError(f"`{where}`: `sde` must be an `nj.SDE`, got {type(sde).__name__}.")
     if not isinstance(family, AbstractGeneratorFamily):
@@ -430,16 +500,7 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
     else:
         if n_points is not None:
             raise ValueError(f"`{where}`: pass either `points` or `n_points`, not both.")
-        if not (hasattr(points, "shape") and hasattr(points, "dtype")):
-            try:
-                points = jnp.asarray(points, dtype=float)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"`{where}`: `points` must be an array of shape (P, d).") from e
-        if not jnp.issubdtype(points.dtype, jnp.floating):
-            raise ValueError(
-                f"`{where}`: `points` must be a floating-point array, got dtype {points.dtype}."
-            )
-        points = jnp.asarray(points)
+        points = as_real_array(points, "points", where)
         if points.ndim != 2 or points.shape[0] < 1:
             raise ValueError(
                 f"`{where}`: `points` must have shape (P, d) with P >= 1 (one point per row), "
@@ -448,7 +509,7 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
         if d is not None and points.shape[1] != d:
             raise ValueError(
                 f"`{where}`: `points` has shape {points.shape} but the family "
-                f"`{type(family).__name__}` is {d}-dimensional: give points of shape (P, {d})."
+                f"`{family_label(family)}` is {d}-dimensional: give points of shape (P, {d})."
             )
         d = points.shape[1]
     dtype = points.dtype
@@ -456,7 +517,7 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
         times = jnp.zeros((1,), dtype)
         check_times = jnp.asarray(DEFAULT_CHECK_TIMES, dtype)
     else:
-        times = jnp.asarray(times)
+        times = as_real_array(times, "times", where, integers=True, dtype=dtype)
         if times.ndim == 0:
             times = times[None]
         if times.ndim != 1 or times.shape[0] < 1:
@@ -464,13 +525,11 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
                 f"`{where}`: `times` must be a 1-D array of times (shape (m,)), got shape "
                 f"{times.shape}."
             )
-        if not (
-            jnp.issubdtype(times.dtype, jnp.floating) or jnp.issubdtype(times.dtype, jnp.integer)
-        ):
-            raise ValueError(f"`{where}`: `times` must be real, got dtype {times.dtype}.")
-        times = times.astype(dtype)
         check_times = times
 
+    if family.dim is not None:
+        # The family's dimension against what the system shows of its own.
+        _check_system_dimension(sde, family, args, d, dtype, where)
     # What the user's functions return, checked once at trace time.
     x_s = jax.ShapeDtypeStruct((d,), dtype)
     t_s = jax.ShapeDtypeStruct((), dtype)
@@ -480,6 +539,8 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
     )
     try:
         b_struct = jax.eval_shape(family.basis, x_s)
+    except ValueError as e:
+        raise ValueError(f"`{where}`: {e}") from e
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"`{where}`: evaluating the family's vector fields failed: {e}") from e
     if tuple(b_struct.shape) != (family.size, d):
@@ -488,7 +549,14 @@ def _prepare(sde, family, points, times, args, key, n_points, where: str):
             f"the basis evaluated to shape {tuple(b_struct.shape)} instead of "
             f"({family.size}, {d})."
         )
-    return points, times, check_times, dtype
+
+    # NaN or infinity: now if the values are known, else at run time.
+    inputs_finite = (
+        check_finite(args, "args", where)
+        & check_finite(points, "points", where)
+        & check_finite(times, "times", where)
+    )
+    return points, times, check_times, dtype, inputs_finite
 
 
 def symmetry_conditions(
@@ -506,9 +574,10 @@ def symmetry_conditions(
     `(P, d)`) and time of `times` (default `[0]`; the time dependence is then measured at a
     few fixed times, `DEFAULT_CHECK_TIMES`).
     """
-    points, times, check_times, _ = _prepare(sde, family, points, times, args, None, None,
-                                             "nj.symmetry_conditions")
-    return _conditions_jit(sde, family, points, times, check_times, args)
+    points, times, check_times, _, inputs_finite = _prepare(
+        sde, family, points, times, args, None, None, "nj.symmetry_conditions"
+    )
+    return _conditions_jit(sde, family, points, times, check_times, args, inputs_finite)
 
 
 def find_symmetries(
@@ -578,13 +647,35 @@ def find_symmetries(
     `nj.LinearGenerators(d)` (`k = d²`) up to `d ≈ 10–20`; use `nj.Rotations(d)` or your own
     smaller family beyond.
     """
-    points, times, check_times, dtype = _prepare(
-        sde, family, points, times, args, key, n_points, "nj.find_symmetries"
+    where = "nj.find_symmetries"
+    points, times, check_times, dtype, inputs_finite = _prepare(
+        sde, family, points, times, args, key, n_points, where
     )
+    # Fewer conditions than unknowns: the null space cannot be smaller than `k − rows`, so
+    # there would be spurious symmetries whatever the system.
+    P, d = points.shape
+    rows = P * times.shape[0] * d
+    if rows < family.size:
+        raise ValueError(
+            f"`{where}`: too few points for the family `{family_label(family)}`: its "
+            f"{family.size} coefficients need at least {family.size} conditions, but "
+            f"{P} point(s) x {times.shape[0]} time(s) x d = {d} give only {rows} (any answer "
+            f"would contain spurious symmetries). Pass at least {-(-family.size // d)} points "
+            "(more is safer; the default is `n_points = max(32, 4 d)`)."
+        )
     if rtol is None:
         rtol = default_rtol(dtype)
     # A real float (Python or NumPy) or a Python int; not bool, NumPy ints or fractions.
     is_float = isinstance(rtol, numbers.Real) and not isinstance(rtol, numbers.Rational)
-    if isinstance(rtol, bool) or not (is_float or isinstance(rtol, int)) or not rtol > 0:
-        raise ValueError(f"`nj.find_symmetries`: `rtol` must be a positive float, got {rtol!r}.")
-    return _find(sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype))
+    if (
+        isinstance(rtol, bool)
+        or not (is_float or isinstance(rtol, int))
+        or not rtol > 0
+        or not math.isfinite(rtol)
+    ):
+        raise ValueError(
+            f"`{where}`: `rtol` must be a positive, finite float, got {rtol!r}."
+        )
+    return _find(
+        sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype), inputs_finite
+    )
