@@ -642,6 +642,13 @@ def find_symmetries(
     (`generators`, ...) need a concrete, unbatched result. Families holding callables
     (`VectorFieldBasis`) need `eqx.filter_jit`/`eqx.filter_vmap`.
 
+    **Bad input** is refused, never answered: a `ValueError` for a family whose dimension
+    differs from the system's (as far as the points, a constant `D` or the drift's output
+    show it), complex or boolean `points`/`times`, fewer conditions `P m d` than
+    coefficients `k`, and NaN or infinity in `args`, `points` or `times` when their values
+    are known; under `jit`/`vmap`, non-finite inputs, or a drift or noise that is not finite
+    at the points, raise at run time (`eqx.error_if`).
+
     **Cost.** `P m (k + d)` JVPs of the drift (and of `D` if callable), memory
     `O(P m k d²)`, and an SVD of a `P m (d + d(d+1)/2) × k` matrix: cheap for
     `nj.LinearGenerators(d)` (`k = d²`) up to `d ≈ 10–20`; use `nj.Rotations(d)` or your own
