@@ -73,6 +73,7 @@ def test_energy_constant_and_minus_dS_dT():
     ns = (41, 81, 161)
     for n in ns:
         sol = nj.minimize_action(sde, x0, x1, 0.0, T, n_nodes=n)
+        assert sol.functional == nj.FreidlinWentzell()  # the default functional
         E = nj.energy(sde, sol)
         dSdT = jax.grad(lambda t1: nj.minimize_action(sde, x0, x1, 0.0, t1, n_nodes=n).action)(T)
         gaps.append(float(E.mean() + dSdT))
@@ -86,6 +87,13 @@ def test_energy_constant_and_minus_dS_dT():
     S = lambda t1: float(nj.minimize_action(sde, x0, x1, 0.0, t1, n_nodes=ns[-1]).action)
     fd = (S(T + 1e-4) - S(T - 1e-4)) / 2e-4
     assert float(dSdT) == pytest.approx(fd, rel=1e-6)
+    # The FW quasi-energy is pᵀDp + fᵀp (CONVENTIONS.md), whether the functional comes from
+    # the solution, is explicit, or is the default of a raw (ts, xs) pair.
+    p = nj.momentum(sde, sol)
+    f = jax.vmap(lambda x: maier_stein(0.0, x, None))(sol.xs)
+    np.testing.assert_allclose(E, jnp.sum(p * 0.1 * p + f * p, axis=-1), rtol=1e-13)
+    np.testing.assert_array_equal(nj.energy(sde, (sol.ts, sol.xs)), E)
+    np.testing.assert_array_equal(nj.energy(sde, sol, action=nj.FreidlinWentzell()), E)
 
 
 def test_energy_not_conserved_with_explicit_time_dependence():
