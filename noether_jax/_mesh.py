@@ -7,7 +7,7 @@ from jaxtyping import Array, Float
 
 
 class AdaptiveGrid(eqx.Module):
-    r"""A time grid that adapts to the path: pass `grid=nj.AdaptiveGrid()` to
+    r"""A time grid that adapts to the path: pass `grid_controller=nj.AdaptiveGrid()` to
     `nj.minimize_action`.
 
     Long durations and steep drifts concentrate the action in short bursts: the path waits
@@ -87,7 +87,7 @@ def interpolate_path(
 class Refine(eqx.Module):
     r"""Grid refinement with warm starts and an estimate of the discretisation error: what
     `nj.minimize_action` does when it is given none of `n_nodes`, `grid` and `init`, or
-    explicitly with `grid=nj.Refine(...)` (then `n_nodes` is the finest level, default 801).
+    explicitly with `grid_controller=nj.Refine(...)` (then `n_nodes` is the finest level, default 801).
 
     The path is solved on a coarse grid of `(n_nodes − 1)/2^{levels−1} + 1` nodes, whose
     nodes are first redistributed to where the path moves (`adapt`, an `nj.AdaptiveGrid`;

@@ -5,6 +5,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from ._action import AbstractAction, FreidlinWentzell
@@ -16,12 +17,21 @@ from ._sde import (
     check_init_and_nodes,
     check_sde_calls,
     float_args_as_arrays,
+    args_are_finite,
     metric_is_spd,
 )
-from ._solution import RESULTS, PathSolution, finish_solution
-from ._solver import AbstractPathSolver, BlockNewton, NewtonCG, PathObjective
+from ._problem import FixedTimeProblem
+from ._results import RESULTS
+from ._solution import PathSolution, finish_solution
+from ._solver import BlockNewton, NewtonCG, minimal_value, solve_problem
 
 NEWTON_MAX_DIM = 8
+
+
+def _stop(tree):
+    """`stop_gradient` on every array of a pytree (functions and other leaves pass)."""
+    dynamic, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
 
 
 def _is_concrete(x) -> bool:
@@ -44,49 +54,15 @@ def default_n_nodes() -> int:
 REFINE_N_NODES = 801
 
 
-@eqx.filter_custom_vjp
-def _solve_interior(vjp_arg, action, solver, y0, max_steps):
-    sde, x0, x1, ts, args = vjp_arg
-    objective = PathObjective(action, sde, ts, x0, x1, args)
-    y, result, stats = solver.solve(objective, y0, max_steps)
-    return y, result, stats
-
-
-@_solve_interior.def_fwd
-def _solve_interior_fwd(perturbed, vjp_arg, action, solver, y0, max_steps):
-    out = _solve_interior(vjp_arg, action, solver, y0, max_steps)
-    return out, out[0]
-
-
-@_solve_interior.def_bwd
-def _solve_interior_bwd(y, grad_obj, perturbed, vjp_arg, action, solver, y0, max_steps):
-    # Implicit function theorem on ∇_y S(y*, θ) = 0:  θ̄ = −(∂²S/∂θ∂y)ᵀ H⁻¹ ȳ.
-    ybar = grad_obj[0]
-    sde, x0, x1, ts, args = vjp_arg
-    objective = PathObjective(action, sde, ts, x0, x1, args)
-    if ybar is None:
-        ybar = jnp.zeros_like(y)
-    w = solver.linear_solve(objective, y, ybar)
-
-    def grad_y(params):
-        sde_, x0_, x1_, ts_, args_ = params
-        return PathObjective(action, sde_, ts_, x0_, x1_, args_).grad(y)
-
-    _, vjp_fn = eqx.filter_vjp(grad_y, vjp_arg)
-    (cot,) = vjp_fn(-w)
-    return jax.tree.map(
-        lambda c, p: c if p else None, cot, perturbed, is_leaf=lambda x: x is None
-    )
-
-
 def _adapt_grid(adaptive, sde, x0, x1, t0, t1, grid, args, y0, action, solver):
     """Solve–redistribute rounds; returns the final grid and the path interpolated on it."""
+    sde, x0, x1, t0, t1, args, y0 = _stop((sde, x0, x1, t0, t1, args, y0))
 
     def one_round(_, carry):
         s, y = carry
         ts = t0 + s * (t1 - t0)
-        objective = PathObjective(action, sde, ts, x0, x1, args)
-        y, _, _ = solver.solve(objective, y, adaptive.round_steps)
+        problem = FixedTimeProblem(action, sde, ts, x0, x1, args)
+        y, _, _ = solve_problem(problem, solver, y, max_steps=adaptive.round_steps)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
         fs = jax.vmap(lambda t, x: sde.f(t, x, args))(ts, xs)
         s_new = adaptive.redistribute(s, xs, fs)
@@ -107,6 +83,8 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
     the action of the last coarse level (for the error estimate)."""
     k = 2 ** (refine.levels - 1)
     dtype = x0.dtype
+    # The coarse levels only choose the grid and the warm start: no derivatives flow there.
+    sde, x0, x1, t0, t1, args, y0 = _stop((sde, x0, x1, t0, t1, args, y0))
     xs = jnp.concatenate([x0[None], y0, x1[None]], axis=0)
     # The initial path is on the uniform fine grid; the coarse nodes are among its nodes.
     y = xs[::k][1:-1]
@@ -115,9 +93,9 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
         s, y = _adapt_grid(refine.adapt, sde, x0, x1, t0, t1, s, args, y, action, solver)
     S_coarse = None
     for _ in range(refine.levels - 1):
-        objective = PathObjective(action, sde, t0 + s * (t1 - t0), x0, x1, args)
-        y, _, _ = solver.solve(objective, y, max_steps)
-        S_coarse = objective.value(y)
+        problem = FixedTimeProblem(action, sde, t0 + s * (t1 - t0), x0, x1, args)
+        y, _, _ = solve_problem(problem, solver, y, max_steps=max_steps)
+        S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
         s_fine = bisect_grid(s)
         y = interpolate_path(s_fine, s, xs)[1:-1]
@@ -133,6 +111,7 @@ def _minimize_action(
     dtype = x0.dtype
     ts = t0 + grid * (t1 - t0)
     n = grid.shape[0]
+    args_finite = args_are_finite(args)
     if init is None:
         y0 = x0[None] + grid[1:-1, None] * (x1 - x0)[None]
     else:
@@ -175,13 +154,15 @@ def _minimize_action(
     else:
         spd_in = jnp.array(True)
 
-    y, result, stats = _solve_interior(
-        (sde, x0_safe, x1_safe, ts_safe, args), action, solver, y0_safe, max_steps
-    )
+    # Implicit differentiation of the optimum (both modes) with respect to everything the
+    # problem holds: endpoints, times, parameters in `args` and in `sde`.
+    problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
+    y, result, stats = solve_problem(problem_safe, solver, y0_safe, max_steps=max_steps)
+    result = RESULTS.where(args_finite, result, RESULTS.invalid_input)
     xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-    objective = PathObjective(action, sde, ts, x0, x1, args)
-    # Envelope theorem: at the optimum dS*/dθ = ∂S/∂θ at fixed path.
-    S = objective.value(jax.lax.stop_gradient(y))
+    # Envelope theorem: at the optimum dS*/dθ = ∂S/∂θ at fixed path (no linear solve);
+    # second derivatives follow the path.
+    S = minimal_value(FixedTimeProblem(action, sde, ts, x0, x1, args), y)
 
     # The noise must be SPD along the whole path (matters for callable D).
     xm = 0.5 * (xs[:-1] + xs[1:])
@@ -200,7 +181,7 @@ def _minimize_action(
 
     return finish_solution(
         ts, xs, S, result, stats,
-        finite_in=finite_in & grid_ok, spd=spd_in & spd_path, throw=throw,
+        finite_in=finite_in & grid_ok, spd=spd_in & spd_path, throw=throw, functional=action,
     )
 
 
@@ -213,10 +194,11 @@ def minimize_action(
     *,
     n_nodes: int | None = None,
     grid: ArrayLike | None = None,
+    grid_controller: AdaptiveGrid | Refine | None = None,
     args: Any = None,
     init: ArrayLike | None = None,
     action: AbstractAction | None = None,
-    solver: AbstractPathSolver | None = None,
+    solver: optx.AbstractMinimiser | None = None,
     rtol: float | None = None,
     atol: float | None = None,
     max_steps: int = 256,
@@ -234,13 +216,15 @@ def minimize_action(
     - `n_nodes`: number of time nodes including both endpoints (at least 3), on a uniform
       grid unless `grid` says otherwise.
     - `grid`: optional increasing array of node positions in `[0, 1]` (first 0, last 1), for a
-      non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`. Or
+      non-uniform grid `t_i = t0 + grid_i (t1 − t0)`; it sets `n_nodes`.
+    - `grid_controller`: how the grid is chosen from the path, apart from any grid array:
       `nj.AdaptiveGrid()`: `n_nodes` nodes redistributed to where the path moves and the
       drift changes (long durations, steep drifts; see its docstring). Or `nj.Refine()`:
       a sequence of nested grids (the coarsest adapted to the path), each warm-started from
       the previous one, with an estimate of the discretisation error; `n_nodes` (default 801)
       is the finest.
-    - **Default** (none of `n_nodes`, `grid`, `init` given): `nj.Refine()`, i.e. 201 → 401 →
+    - **Default** (none of `n_nodes`, `grid`, `grid_controller`, `init` given):
+      `nj.Refine()`, i.e. 201 → 401 →
       801 nodes, the coarsest redistributed to the path; the call fails with
       `grid_too_coarse` unless the estimated error of the action is below `1e-4` relative
       (`sol.stats["error_estimate"]`). With `init`, the default is `n_nodes = init`'s length
@@ -253,8 +237,13 @@ def minimize_action(
       Default: the straight line.
     - `action`: `nj.FreidlinWentzell()` (default) or `nj.OnsagerMachlup(...)`.
     - `solver`: `nj.BlockNewton()` (default for `d ≤ 8`), `nj.NewtonCG()` (matrix-free,
-      default above) or `nj.LBFGS()` (where Hessian-vector products are unavailable).
-    - `rtol`, `atol`: tolerances, passed to the default solver (see its docstring).
+      default above), `nj.LBFGS()`, or any `optx.AbstractMinimiser` (`optx.BFGS(...)`,
+      `optx.NonlinearCG(...)`, `optx.OptaxMinimiser(optax.adam(...), ...)`): the solve is
+      `optx.minimise` on an `nj.AbstractPathProblem`, whatever the solver.
+    - `rtol`, `atol`: tolerances of the default solver (see `nj.BlockNewton`: a Newton
+      decrement `≤ atol + rtol·|S|` and an undamped Newton step `≤ rtol ×` the path's
+      extent, invariant to the grid and to the scale of the state). Give them to the
+      solver instead when you pass one.
     - `max_steps`: maximum number of solver iterations.
     - `throw`: raise an error if the solve fails. Use `throw=False` in batches to get each
       element's own `result` and `converged`.
@@ -271,10 +260,14 @@ def minimize_action(
     denser where the path moves. A coarse solution, interpolated, is a good `init` for a finer
     grid.
 
-    **Differentiation.** `jax.grad` of `sol.action` with respect to `args`, `x0`, `x1`, `t0`,
-    `t1` (and parameters held in `sde`) uses the envelope theorem (no backpropagation
-    through the solver). Derivatives of `sol.xs` use implicit differentiation: one linear
-    solve with the Hessian at the optimum.
+    **Differentiation, in both modes.** `jax.grad`, `jax.jvp`, `jax.jacfwd`, `jax.jacrev`
+    and `jax.hessian` of `sol.action` and `sol.xs` with respect to `args`, `x0`, `x1`, `t0`,
+    `t1` (and arrays held in `sde`) work under `jit` and `vmap`. The path is differentiated
+    implicitly through the optimum (`optx.ImplicitAdjoint`: a custom JVP, transposed for
+    reverse mode) with a structured solve of the block-tridiagonal Hessian
+    (`nj.BlockCholesky`; conjugate gradients for `d > 64`). The first derivative of the
+    action uses the envelope theorem (`∂S/∂θ` at the fixed optimal path, no linear
+    solve); its second derivatives follow the path, so they are exact too.
 
     **Batches.** Everything is `jax.vmap`-able over `x0`, `x1`, `t0`, `t1`, `args`, `init`.
     """
@@ -287,11 +280,22 @@ def minimize_action(
     if _concrete_true(t0 == t1):
         raise ValueError("`t0` and `t1` must differ: the path needs a duration.")
 
-    if grid is None and n_nodes is None and init is None:
-        grid = Refine()
-    adaptive = None
     if isinstance(grid, (AdaptiveGrid, Refine)):
-        adaptive, grid = grid, None
+        raise ValueError(
+            f"`grid` takes an array of node positions; pass `{type(grid).__name__}` as "
+            "`grid_controller=` instead."
+        )
+    if grid_controller is not None and not isinstance(grid_controller, (AdaptiveGrid, Refine)):
+        raise ValueError(
+            "`grid_controller` must be `nj.Refine(...)` or `nj.AdaptiveGrid(...)`, got "
+            f"{grid_controller!r}."
+        )
+    if grid_controller is not None and grid is not None:
+        raise ValueError("Give either a `grid` array or a `grid_controller`, not both.")
+    if grid is None and n_nodes is None and init is None and grid_controller is None:
+        grid_controller = Refine()
+    adaptive = grid_controller
+    if adaptive is not None:
         if isinstance(adaptive, Refine) and n_nodes is None:
             n_nodes = REFINE_N_NODES if init is None else None
     if grid is not None:
@@ -327,8 +331,11 @@ def minimize_action(
         solver = (BlockNewton if d <= NEWTON_MAX_DIM else NewtonCG)(rtol=rtol, atol=atol)
     elif rtol is not None or atol is not None:
         raise ValueError("Pass `rtol`/`atol` to the solver you give, not to `minimize_action`.")
-    if not isinstance(solver, AbstractPathSolver):
-        raise ValueError(f"`solver` must be an `nj.AbstractPathSolver`, got {solver!r}.")
+    if not isinstance(solver, optx.AbstractMinimiser):
+        raise ValueError(
+            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
+            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
+        )
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
 

@@ -42,7 +42,7 @@ def test_default_call_converges_with_error_estimate_and_no_recompile():
     assert abs(float(sol.stats["action_extrapolated"]) - ou_exact()) < 1e-3 * err
     # The default is `nj.Refine()` with 801 nodes: same compiled program, same numbers.
     n_first = len(traces)
-    same = nj.minimize_action(sde, X0, X1, 0.0, T, args=K, grid=nj.Refine(), n_nodes=801)
+    same = nj.minimize_action(sde, X0, X1, 0.0, T, args=K, grid_controller=nj.Refine(), n_nodes=801)
     assert float(same.action) == float(sol.action)
     np.testing.assert_array_equal(np.asarray(same.ts), np.asarray(sol.ts))
     # New values (endpoints, times, parameters) reuse the compilation.
@@ -53,7 +53,7 @@ def test_default_call_converges_with_error_estimate_and_no_recompile():
 
 def test_refine_reports_grid_too_coarse():
     grid = nj.Refine(levels=2, rtol=1e-12, atol=0.0, adapt=None)
-    sol = nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid=grid, n_nodes=41, throw=False)
+    sol = nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid_controller=grid, n_nodes=41, throw=False)
     assert not bool(sol.converged)
     assert sol.result == RESULTS.grid_too_coarse
     # The path itself is the converged discrete minimiser on the finest grid.
@@ -62,13 +62,13 @@ def test_refine_reports_grid_too_coarse():
     )
     assert abs(float(sol.action) - float(fixed.action)) < 1e-12
     with pytest.raises(Exception, match="discretisation error"):
-        nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid=grid, n_nodes=41)
+        nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid_controller=grid, n_nodes=41)
 
 
 def test_refine_vmap_equals_loop_and_grad():
     grid = nj.Refine(levels=2, adapt=None)
     ks = jnp.array([0.5, 1.0, 2.0])
-    solve = lambda k: nj.minimize_action(OU, X0, X1, 0.0, T, args=k, grid=grid, n_nodes=41)
+    solve = lambda k: nj.minimize_action(OU, X0, X1, 0.0, T, args=k, grid_controller=grid, n_nodes=41)
     batch = jax.vmap(solve)(ks)
     for i, k in enumerate(ks):
         one = solve(k)
@@ -85,7 +85,7 @@ def test_refine_vmap_equals_loop_and_grad():
 
 def test_refine_bad_options():
     with pytest.raises(ValueError, match="multiple of"):
-        nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid=nj.Refine(), n_nodes=100)
+        nj.minimize_action(OU, X0, X1, 0.0, T, args=K, grid_controller=nj.Refine(), n_nodes=100)
     with pytest.raises(ValueError, match="levels"):
         nj.Refine(levels=1)
     with pytest.raises(ValueError, match="rtol"):

@@ -14,7 +14,8 @@ The discrete action is (to `O(h²)`) invariant under sliding nodes along the cur
 minimiser is made unique by asking the nodes to be equidistant in arclength. The solver
 alternates (i) damped Newton on the *normal* displacements of the interior nodes, with the
 tangential positions frozen (a smooth, well-posed problem with a block-tridiagonal Hessian,
-solved by `nj.BlockNewton` including its escape from saddle points of the action), and
+solved by any path solver, `nj.BlockNewton` by default, including its escape from saddle
+points of the action), and
 (ii) redistribution of the nodes to equal arclength by linear interpolation. A fixed point
 of this map is an equidistant polyline on which the normal components of `∇Ŝ_h` vanish; the
 action there converges at second order in the node spacing.
@@ -26,13 +27,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
+from .._linalg import BlockTridiagonalOperator, TridiagonalKronecker, _blocktri
+from .._problem import AbstractPathProblem
+from .._results import RESULTS
 from .._sde import SDE
-from .._solution import RESULTS
-from .._solver import BlockNewton
-from .._solver import _blocktri
-from .._solver._base import default_tol
+from .._solver import BlockNewton, default_tol, minimal_value, solve_problem
 
 
 def _safe_sqrt(q):
@@ -125,23 +127,15 @@ def reparametrise(xs: Float[Array, "n d"]) -> Float[Array, "n d"]:
     return jnp.where(total > 0, new, xs)
 
 
-class GeometricObjective(eqx.Module):
+class GeometricProblem(AbstractPathProblem):
     """`a ↦ Ŝ_h(c + N a)`: the discrete geometric action over normal displacements `a` of the
-    interior nodes of a reference polyline `c` (normal bases `N`). Same interface as the
-    fixed-time `PathObjective`, so the path solvers run on it unchanged."""
+    interior nodes of a reference polyline `c` (normal bases `N`). A path problem like the
+    fixed-time one, so every path solver runs on it."""
 
     sde: SDE
     c: Float[Array, "n d"]
     N: Float[Array, "n d k"]
     args: Any
-
-    @property
-    def x0(self):
-        return self.c[0]
-
-    @property
-    def x1(self):
-        return self.c[-1]
 
     def full(self, a: Float[Array, "m k"]) -> Float[Array, "n d"]:
         disp = jnp.einsum("mdk,mk->md", self.N[1:-1], a)
@@ -150,16 +144,7 @@ class GeometricObjective(eqx.Module):
     def value(self, a):
         return geometric_action_of(self.sde, self.full(a), self.args)
 
-    def value_and_grad(self, a):
-        return jax.value_and_grad(self.value)(a)
-
-    def grad(self, a):
-        return jax.grad(self.value)(a)
-
-    def hvp(self, a, v):
-        return jax.jvp(self.grad, (a,), (v,))[1]
-
-    def hessian_blocks(self, a):
+    def hessian(self, a):
         k = a.shape[-1]
         zero = jnp.zeros((1, k), a.dtype)
         ap = jnp.concatenate([zero, a, zero], axis=0)
@@ -170,7 +155,29 @@ class GeometricObjective(eqx.Module):
         blocks = _blocktri.interval_hessians(
             seg, self.c[:-1], self.c[1:], self.N[:-1], self.N[1:], ap[:-1], ap[1:]
         )
-        return _blocktri.blocks_from_intervals(*blocks)
+        return BlockTridiagonalOperator(*_blocktri.blocks_from_intervals(*blocks))
+
+    def scale(self, a):
+        return jnp.max(jnp.abs(self.c[-1] - self.c[0])) + jnp.max(jnp.abs(self.c))
+
+    def preconditioner(self, a):
+        r"""`P = T ⊗ I`, `T` the stiffness of the normal displacements: a segment's
+        `½|Δφ| |f|` has second derivative `½|f| / |Δφ|` across the segment (norms in the
+        `D⁻¹` metric), so interval `i` contributes `w_i [[1, −1], [−1, 1]]` with
+        `w_i = ½|f(m_i)| / |Δφ_i|`."""
+        xs = self.full(a)
+        m = 0.5 * (xs[:-1] + xs[1:])
+        D = jax.vmap(lambda x: self.sde.D(0.0, x, self.args))(m)
+        du = xs[1:] - xs[:-1]
+        f = jax.vmap(lambda x: self.sde.f(0.0, x, self.args))(m)
+        zu = jax.vmap(_whiten)(D, du)
+        zf = jax.vmap(_whiten)(D, f)
+        w = 0.5 * _safe_sqrt(jnp.sum(zf * zf, -1)) / jnp.maximum(
+            _safe_sqrt(jnp.sum(zu * zu, -1)), jnp.finfo(a.dtype).tiny
+        )
+        w = jnp.where(jnp.isfinite(w), w, 0.0)
+        w = jnp.maximum(w, 1e-8 * jnp.mean(w) + jnp.finfo(a.dtype).tiny)
+        return TridiagonalKronecker.from_intervals(w, jnp.zeros_like(w), jnp.ones((), a.dtype))
 
 
 class _Carry(eqx.Module):
@@ -183,49 +190,60 @@ class _Carry(eqx.Module):
     inner_result: RESULTS
 
 
+def _stop(tree):
+    dynamic, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
+
+
 def solve_geometric(
     sde: SDE,
+    x0: Float[Array, " d"],
+    x1: Float[Array, " d"],
     c0: Float[Array, "n d"],
     args,
     *,
+    solver: optx.AbstractMinimiser | None,
     rtol: float | None,
-    atol: float | None,
     max_steps: int,
     max_inner_steps: int,
-    escape: float,
 ):
-    """Alternate normal Newton solves and arclength redistribution until the polyline stops
-    moving. Returns the nodes, a result code and stats."""
+    """Alternate normal solves and arclength redistribution until the polyline stops moving,
+    then one last normal solve that is differentiated implicitly. Returns the nodes, the
+    action (envelope theorem), a result code and stats."""
     n, d = c0.shape
     dtype = c0.dtype
     rtol_ = default_tol(rtol, dtype)
-    atol_ = default_tol(atol, dtype)
     eps = jnp.finfo(dtype).eps
     extent = jnp.max(jnp.abs(c0[-1] - c0[0])) + jnp.max(jnp.abs(c0))
-    move_tol = atol_ + rtol_ * extent
-    # The inner solve works in absolute displacements; give it the path's scale.
-    inner = BlockNewton(rtol=rtol_, atol=move_tol, escape=escape)
+    move_tol = rtol_ * extent
+    if solver is None:
+        solver = BlockNewton(rtol=rtol)
 
     if d == 1:
         # A 1-D curve between two points is the segment itself: nothing to optimise.
-        c = reparametrise(c0)
+        c = reparametrise(c0).at[0].set(x0).at[-1].set(x1)
         stats = dict(
             num_steps=jnp.array(0, jnp.int32),
             num_rounds=jnp.array(0, jnp.int32),
             shift=jnp.zeros((), dtype),
         )
-        return c, RESULTS.successful, stats
+        return c, geometric_action_of(sde, c, args), RESULTS.successful, stats
+
+    # The rounds only find the curve; derivatives come from the last solve below.
+    sde_c, args_c = _stop((sde, args))
 
     def cond(carry: _Carry):
         return ~carry.done & (carry.num_steps < max_steps)
 
     def body(carry: _Carry):
         N = _normal_bases(carry.c)
-        obj = GeometricObjective(sde, carry.c, N, args)
+        problem = GeometricProblem(sde_c, carry.c, N, args_c)
         a0 = jnp.zeros((n - 2, d - 1), dtype)
-        steps_left = jnp.maximum(max_steps - carry.num_steps, 1)
-        a, res, st = inner.solve(obj, a0, jnp.minimum(max_inner_steps, steps_left))
-        new = reparametrise(obj.full(a))
+        a, res, st = solve_problem(
+            problem, solver, a0, max_steps=max_inner_steps,
+            adjoint=optx.RecursiveCheckpointAdjoint(),
+        )
+        new = reparametrise(problem.full(a))
         shift = jnp.max(jnp.abs(new - carry.c))
         small = shift <= jnp.maximum(move_tol, 64 * eps * extent)
         finite = jnp.all(jnp.isfinite(new))
@@ -247,7 +265,7 @@ def solve_geometric(
         )
 
     init = _Carry(
-        c=reparametrise(c0),
+        c=reparametrise(jax.lax.stop_gradient(c0)),
         shift=jnp.asarray(jnp.inf, dtype),
         num_rounds=jnp.array(0, jnp.int32),
         num_steps=jnp.array(0, jnp.int32),
@@ -262,5 +280,23 @@ def solve_geometric(
         RESULTS.stagnated,
         out.result,
     )
-    stats = dict(num_steps=out.num_steps, num_rounds=out.num_rounds, shift=out.shift)
-    return out.c, result, stats
+    # The curve is a fixed point of the rounds: its normal displacements are stationary for
+    # `Ŝ_h`. One more normal solve from it (no step is needed at the fixed point) carries
+    # the implicit derivatives of the nodes with respect to the endpoints and parameters.
+    c = out.c.at[0].set(x0).at[-1].set(x1)
+    problem = GeometricProblem(sde, c, _normal_bases(out.c), args)
+    a, res_last, st_last = solve_problem(
+        problem, solver, jnp.zeros((n - 2, d - 1), dtype), max_steps=max_inner_steps
+    )
+    result = RESULTS.where(
+        (result == RESULTS.successful) & (res_last != RESULTS.successful), res_last, result
+    )
+    xs = problem.full(a)
+    S = minimal_value(problem, a)
+    stats = dict(
+        num_steps=out.num_steps + st_last["num_steps"],
+        num_rounds=out.num_rounds,
+        shift=out.shift,
+        grad_norm=st_last["grad_norm"],
+    )
+    return xs, S, result, stats

@@ -5,11 +5,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import ArrayLike
 
 from .._sde import (
     SDE,
     as_count,
+    args_are_finite,
     as_endpoints,
     check_init_and_nodes,
     check_sde_calls,
@@ -17,36 +19,38 @@ from .._sde import (
     metric_is_spd,
 )
 from .._solution import PathSolution, finish_solution
+from .._solver import BlockNewton
 from ._gmam import geometric_action_of, physical_times, solve_geometric
 
 
 @eqx.filter_jit
-def _minimize_geometric(sde, x0, x1, args, init, rtol, atol, max_steps, max_inner_steps,
-                        escape, throw) -> PathSolution:
+def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps,
+                        throw) -> PathSolution:
     dtype = x0.dtype
-    finite_in = jnp.all(jnp.isfinite(x0)) & jnp.all(jnp.isfinite(x1)) & jnp.all(
-        jnp.isfinite(init)
+    finite_in = (
+        jnp.all(jnp.isfinite(x0))
+        & jnp.all(jnp.isfinite(x1))
+        & jnp.all(jnp.isfinite(init))
+        & args_are_finite(args)
     )
     # Keep bad inputs out of the solver: it then starts (and stops) from a harmless problem.
     n = init.shape[0]
     line = jnp.linspace(0.0, 1.0, n, dtype=dtype)[:, None] * jnp.ones_like(x0)
     c0 = jnp.where(finite_in, init.at[0].set(x0).at[-1].set(x1), line)
-    c0 = jax.lax.stop_gradient(c0)
-    c, result, stats = solve_geometric(
+    x0_safe = jnp.where(finite_in, x0, line[0])
+    x1_safe = jnp.where(finite_in, x1, line[-1])
+    xs, S, result, stats = solve_geometric(
         sde,
-        c0,
+        x0_safe,
+        x1_safe,
+        jax.lax.stop_gradient(c0),
         args,
+        solver=solver,
         rtol=rtol,
-        atol=atol,
         max_steps=max_steps,
         max_inner_steps=max_inner_steps,
-        escape=escape,
     )
-    # The path is the solver's; the action is differentiable by the envelope theorem (the
-    # nodes are stationary for Ŝ_h under the arclength constraint, which involves no
-    # parameter of the system).
-    xs = jax.lax.stop_gradient(c).at[0].set(x0).at[-1].set(x1)
-    S = geometric_action_of(sde, xs, args)
+    xs = xs.at[0].set(x0).at[-1].set(x1)
     ts = physical_times(sde, jax.lax.stop_gradient(xs), args)
 
     if not callable(sde.diffusion):
@@ -67,11 +71,11 @@ def minimize_geometric_action(
     n_nodes: int | None = None,
     args: Any = None,
     init: ArrayLike | None = None,
+    solver: optx.AbstractMinimiser | None = None,
     rtol: float | None = None,
     atol: float | None = None,
     max_steps: int = 500,
     max_inner_steps: int = 20,
-    escape: float = 0.1,
     throw: bool = True,
 ) -> PathSolution:
     r"""The most likely transition path from `x0` to `x1` over unbounded time: the minimiser
@@ -93,13 +97,16 @@ def minimize_geometric_action(
     - `args`: passed to the drift and diffusion; differentiable (see below). Python floats
       in it are turned into arrays, so a new value does not recompile.
     - `init`: initial curve, shape `(n_nodes, d)` (default: the straight segment).
-    - `rtol`, `atol`: the solver stops when a round moves no node by more than
-      `atol + rtol·scale` (`scale`: the extent of the path), with every inner Newton solve
-      converged. Defaults `1e-8` (float64), `1e-5` (float32).
-    - `max_steps`: maximum total number of Newton steps; `max_inner_steps`: per round.
-    - `escape`: relative length of steps along negative curvature (see `nj.BlockNewton`);
-      this is what lets a straight initial curve on a symmetry axis leave it when the most
-      likely path does (Maier–Stein with `β > 4`).
+    - `solver`: the solver of each round's normal displacements: `nj.BlockNewton()`
+      (default), `nj.NewtonCG()`, `nj.LBFGS()` or any `optx.AbstractMinimiser`, exactly as
+      for `nj.minimize_action`. `nj.BlockNewton(escape=...)` sets the relative length of
+      steps along negative curvature, which lets a straight initial curve on a symmetry
+      axis leave it when the most likely path does (Maier–Stein with `β > 4`).
+    - `rtol`, `atol`: tolerances of the default solver (as for `nj.minimize_action`); the
+      rounds stop when one moves no node by more than `rtol ×` the path's extent, with the
+      round's solve converged. Defaults `1e-8` (float64), `1e-5` (float32). Give them to
+      the solver instead when you pass one.
+    - `max_steps`: maximum total number of solver steps; `max_inner_steps`: per round.
     - `throw`: raise if the solve fails; `throw=False` in batches gives each element its own
       `result` and `converged`.
 
@@ -118,15 +125,18 @@ def minimize_geometric_action(
     - `stats`: `num_steps` (Newton steps), `num_rounds` (arclength redistributions),
       `shift` (the last round's largest node movement).
 
-    **Method.** Midpoint discretisation of `Ŝ` on a polyline; damped Newton
-    (`nj.BlockNewton`, block-tridiagonal Hessian, saddle escape) on the normal displacements
-    of the nodes, alternating with redistribution to equal arclength, until the curve stops
+    **Method.** Midpoint discretisation of `Ŝ` on a polyline; the solver (damped Newton by
+    default: block-tridiagonal Hessian, saddle escape) on the normal displacements of the
+    nodes, alternating with redistribution to equal arclength, until the curve stops
     moving. The action is gauge-safe: no NaN where the curve passes through a fixed point
     (`|f| = 0`) or has zero-length segments.
 
-    **Differentiation.** `jax.grad` of `sol.action` with respect to `args` and parameters
-    held in `sde` uses the envelope theorem. `sol.xs` is not differentiated (zero
-    gradient).
+    **Differentiation, in both modes.** The converged curve is a stationary point of `Ŝ_h`
+    in the normal displacements of its nodes; they are differentiated implicitly
+    (`optx.ImplicitAdjoint`, block-tridiagonal solve) with respect to `args`, arrays in
+    `sde` and the endpoints (`jax.grad`, `jax.jvp`, `jax.jacfwd`, `jax.jacrev`), the
+    nodes moving normal to the curve (their sliding along it is a gauge). `sol.action`
+    uses the envelope theorem for its first derivative.
 
     **Batches.** `jax.vmap` over `x0`, `x1`, `args`, `init`, with `throw=False`.
     """
@@ -145,6 +155,17 @@ def minimize_geometric_action(
     max_inner_steps = as_count(max_inner_steps, "max_inner_steps")
     if max_steps < 1 or max_inner_steps < 1:
         raise ValueError("`max_steps` and `max_inner_steps` must be positive.")
+    if solver is None:
+        solver = BlockNewton(rtol=rtol, atol=atol)
+    elif rtol is not None or atol is not None:
+        raise ValueError(
+            "Pass `rtol`/`atol` to the solver you give, not to `minimize_geometric_action`."
+        )
+    if not isinstance(solver, optx.AbstractMinimiser):
+        raise ValueError(
+            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
+            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
+        )
     return _minimize_geometric(
-        sde, x0, x1, args, init, rtol, atol, max_steps, max_inner_steps, escape, throw
+        sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, throw
     )

@@ -1,5 +1,5 @@
-from ._base import AbstractPathSolver as AbstractPathSolver
+from ._base import AbstractPathSolver as AbstractPathSolver, default_tol as default_tol
+from ._drive import minimal_value as minimal_value, solve_problem as solve_problem
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
 from ._newton_cg import NewtonCG as NewtonCG
-from ._objective import PathObjective as PathObjective

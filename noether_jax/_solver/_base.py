@@ -1,42 +1,58 @@
-"""Interface of the path solvers."""
+"""What the library's path solvers share: the optimistix contract, tolerances, the ratio test."""
 
-import abc
-from typing import Any
+from collections.abc import Callable
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import optimistix as optx
+from jaxtyping import Array, Bool, Float
 
-from .._solution import RESULTS
-from ._objective import PathObjective
+from .._problem import AbstractPathProblem
 
 
 def default_tol(tol: float | None, dtype) -> float:
+    """The default `rtol`/`atol` of every solver: `1e-8` in float64, `1e-5` in float32."""
     if tol is not None:
         return tol
     return 1e-8 if jnp.finfo(dtype).bits >= 64 else 1e-5
 
 
-class AbstractPathSolver(eqx.Module):
-    """A minimiser of the discrete action over the interior nodes of a path.
+def ratio_test(S_old, S_new, pred, ok) -> tuple[Bool[Array, ""], Float[Array, ""]]:
+    """Accept a step whose actual decrease `S_old − S_new` is a fair share of the decrease
+    `pred` its model predicted. Below round-off the ratio is noise: then any step that does
+    not visibly increase the action is accepted. Returns `(accept, rho)`."""
+    eps = jnp.finfo(S_old.dtype).eps
+    actual = S_old - S_new
+    roundoff = 64 * eps * jnp.maximum(jnp.abs(S_old), 1.0)
+    tiny = pred <= roundoff
+    rho = jnp.where(tiny, 1.0, actual / jnp.where(pred > 0, pred, 1.0))
+    accept = ok & jnp.where(tiny, actual >= -roundoff, rho > 1e-4)
+    return accept, rho
 
-    Iterative solvers implement `init`, `step`, `terminate` and `postprocess` (the
-    optimistix pattern) and are driven by `iterate`; wrappers of optimistix solvers override
-    `solve`. `linear_solve` solves with the Hessian at the optimum, for implicit
-    differentiation of the path.
+
+def as_problem(args, solver) -> AbstractPathProblem:
+    if not isinstance(args, AbstractPathProblem):
+        raise ValueError(
+            f"`{type(solver).__name__}` minimises a path problem: call it through "
+            "`nj.minimize_action` or `nj.minimize_geometric_action`, or pass an "
+            f"`nj.AbstractPathProblem` as `args` to `optx.minimise` (got {type(args).__name__})."
+        )
+    return args
+
+
+class AbstractPathSolver(optx.AbstractMinimiser):
+    """A minimiser of a discrete action, in the optimistix contract
+    (`init / step / terminate / postprocess`, driven by `optx.minimise`).
+
+    It reads its problem from `args`, which must be an `nj.AbstractPathProblem`, and uses
+    what the problem exposes (value, gradient, Hessian-vector products, the block-
+    tridiagonal Hessian, a preconditioner, a length scale). Its state carries a detailed
+    `nj.RESULTS` code in `state.result`; `terminate` reports the optimistix code.
+
+    Any `optx.AbstractMinimiser` (e.g. `optx.BFGS`, `optx.OptaxMinimiser`) can be passed as
+    `solver=` too; these solvers are the ones that use the path's structure.
     """
 
     rtol: eqx.AbstractVar[float | None]
     atol: eqx.AbstractVar[float | None]
-
-    @abc.abstractmethod
-    def solve(
-        self, objective: PathObjective, y0: Float[Array, "m d"], max_steps: int
-    ) -> tuple[Float[Array, "m d"], RESULTS, dict[str, Any]]:
-        """Minimise `objective` from `y0`. Returns the interior nodes, a result code, stats."""
-
-    @abc.abstractmethod
-    def linear_solve(
-        self, objective: PathObjective, y: Float[Array, "m d"], rhs: Float[Array, "m d"]
-    ) -> Float[Array, "m d"]:
-        """Solve `(∂²S_h/∂y²) w = rhs` at `y`."""
+    norm: eqx.AbstractVar[Callable]

@@ -5,100 +5,15 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
+import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
-from .._solution import RESULTS
-from ._base import AbstractPathSolver, default_tol
-from ._newton import _generic_vector
-from ._objective import PathObjective
+from .._linalg import generic_vector
+from .._results import RESULTS
+from ._base import AbstractPathSolver, as_problem, default_tol, ratio_test
 
 # Why the inner CG loop stopped.
 _RUNNING, _SOLVED, _BOUNDARY, _NEGATIVE, _NONFINITE = 0, 1, 2, 3, 4
-
-
-class _TimePreconditioner(eqx.Module):
-    r"""`P⁻¹` for a model `P = T ⊗ M⁻¹` of the Hessian: `T` tridiagonal in time, `M` the
-    noise metric's shape.
-
-    Write the noise on interval `i` as `D_i ≈ s_i M` (`s_i` its scale, `M` its mean shape;
-    exact for a constant `D`). Interval `i` contributes to `T`
-
-    $$\frac{1}{s_i}\Big(\frac{1}{2|h_i|}\begin{pmatrix}1&-1\\-1&1\end{pmatrix}
-      + \frac{|h_i| c_i^2}{8}\begin{pmatrix}1&1\\1&1\end{pmatrix}\Big),$$
-
-    which for a constant `D` makes `P` the exact Hessian of the action for the drift
-    `f = −c_i x`: the kinetic part `(2|h|)⁻¹D⁻¹`, which dominates at small `h`, plus the
-    Gauss–Newton drift part (the cross terms telescope). `c_i² = |J_i z|²/d` estimates
-    `‖∂f/∂x‖²_F / d` at the midpoint with one fixed ±1 probe `z` (one JVP of the drift per
-    interval). Then `P⁻¹ r = T⁻¹ (r M)`: one tridiagonal solve (Thomas) with `d`
-    right-hand sides, `O(N d)` (`O(N d²)` for a full `D`).
-    """
-
-    inv_pivots: Float[Array, " m"]
-    lower: Float[Array, " m"]
-    metric: Float[Array, ""] | Float[Array, " d"] | Float[Array, "d d"]
-
-    def __call__(self, r: Float[Array, "m d"]) -> Float[Array, "m d"]:
-        r = r @ self.metric if self.metric.ndim == 2 else r * self.metric
-
-        # `T = L Λ Lᵀ` (unit lower bidiagonal `L`, sub-diagonal `l_j`): two sweeps in time,
-        # each a vector operation over the `d` coordinates.
-        def forward(z_prev, inputs):
-            r_j, l_j = inputs
-            z = r_j - l_j * z_prev
-            return z, z
-
-        _, z = jax.lax.scan(forward, jnp.zeros_like(r[0]), (r, self.lower))
-        lower_next = jnp.concatenate([self.lower[1:], jnp.zeros_like(self.lower[:1])])
-
-        def backward(x_next, inputs):
-            z_j, ip_j, l_next = inputs
-            x = z_j * ip_j - l_next * x_next
-            return x, x
-
-        _, x = jax.lax.scan(
-            backward, jnp.zeros_like(r[0]), (z, self.inv_pivots, lower_next), reverse=True
-        )
-        return x
-
-
-def _preconditioner(objective: PathObjective, y: Float[Array, "m d"]) -> _TimePreconditioner:
-    sde, args = objective.sde, objective.args
-    xs = objective.full(y)
-    ts = objective.ts
-    d = y.shape[-1]
-    h = jnp.abs(jnp.diff(ts))
-    tm = 0.5 * (ts[:-1] + ts[1:])
-    xm = 0.5 * (xs[:-1] + xs[1:])
-    Dm = jax.vmap(lambda t, x: sde.D(t, x, args))(tm, xm)
-    if Dm.ndim == 1:
-        scale = Dm
-    elif Dm.ndim == 2:
-        scale = jnp.mean(Dm, axis=1)
-    else:
-        scale = jnp.trace(Dm, axis1=1, axis2=2) / d
-    metric = jnp.mean(Dm / scale.reshape((-1,) + (1,) * (Dm.ndim - 1)), axis=0)
-    z = jnp.where(_generic_vector(jnp.zeros((1, d), y.dtype))[0] >= 0, 1.0, -1.0)
-    z = z.astype(y.dtype)
-    jz = jax.vmap(lambda t, x: jax.jvp(lambda u: sde.f(t, u, args), (x,), (z,))[1])(tm, xm)
-    c2 = jnp.sum(jz * jz, axis=-1) / d
-    c2 = jnp.where(jnp.isfinite(c2), c2, 0.0)
-    a = 1 / (2 * h * scale)
-    b = h * c2 / (8 * scale)
-    diag = (a + b)[:-1] + (a + b)[1:]
-    off_prev = jnp.concatenate([jnp.zeros((1,), diag.dtype), (b - a)[1:-1]])
-
-    # Pivots `p_j = T_jj − l_j T_{j−1,j}` with `l_j = T_{j−1,j} / p_{j−1}` (positive: `T`
-    # is positive definite), once per Newton step.
-    def factor(p_prev, inputs):
-        diag_j, off_j = inputs
-        l_j = off_j / p_prev
-        p_j = diag_j - l_j * off_j
-        return p_j, (p_j, l_j)
-
-    _, (pivots, lower) = jax.lax.scan(factor, jnp.ones_like(diag[0]), (diag, off_prev))
-    return _TimePreconditioner(1.0 / pivots, lower, metric)
 
 
 class _CGOut(eqx.Module):
@@ -243,14 +158,16 @@ class NewtonCG(AbstractPathSolver):
 
     rtol: float | None = None
     atol: float | None = None
+    norm: Callable = optx.max_norm
     max_cg_steps: int = 100
     certify_steps: int = 32
     escape: float = 0.1
     max_restarts: int = 4
 
-    def init(self, objective: PathObjective, y: Float[Array, "m d"]) -> _NewtonCGState:
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _NewtonCGState:
+        problem = as_problem(args, self)
         dt = y.dtype
-        S, g = objective.value_and_grad(y)
+        S, g = problem.value_and_grad(y)
         finite = jnp.isfinite(S) & jnp.all(jnp.isfinite(g))
         zero = jnp.zeros((), dt)
         int0 = jnp.array(0, jnp.int32)
@@ -272,18 +189,19 @@ class NewtonCG(AbstractPathSolver):
             result=RESULTS.where(finite, RESULTS.successful, RESULTS.nonfinite),
         )
 
-    def step(self, objective: PathObjective, y, state: _NewtonCGState):
+    def step(self, fn, y, args, options, state: _NewtonCGState, tags):
         """One trust-region Newton step; or, after a first-order stop, the negative-curvature
         check (the point does not move); or, after a check that found negative curvature,
         a step along it. One CG loop serves all three, so it is compiled once."""
+        problem = as_problem(args, self)
         dt = y.dtype
         eps = jnp.finfo(dt).eps
         rtol, atol = default_tol(self.rtol, dt), default_tol(self.atol, dt)
         check, escape = state.check, state.escape
-        g, hvp = jax.linearize(objective.grad, y)
-        precond = _preconditioner(objective, y)
+        g, hvp = problem.linearize_grad(y)
+        precond = problem.preconditioner(y)
         gnorm = jnp.sqrt(jnp.sum(g * g))
-        u = _generic_vector(y)
+        u = generic_vector(y)
         eta = jnp.clip(jnp.sqrt(gnorm / state.gnorm0), 16 * eps, 0.5)
         cg = _steihaug_cg(
             hvp,
@@ -313,16 +231,11 @@ class NewtonCG(AbstractPathSolver):
         )
         pred = -(jnp.sum(g * s) + 0.5 * sHs)
         y_new = y + s
-        S_new = objective.value(y_new)
-        actual = state.S - S_new
+        S_new = problem.value(y_new)
         broken = ~jnp.all(jnp.isfinite(g)) | (~escape & (cg.status == _NONFINITE))
         finite = jnp.isfinite(S_new) & jnp.isfinite(pred) & ~broken
-        # Below round-off the ratio test is noise: accept any step that does not visibly
-        # increase the action.
-        roundoff = 64 * eps * jnp.maximum(jnp.abs(state.S), 1.0)
-        tiny = pred <= roundoff
-        rho = jnp.where(tiny, 1.0, actual / jnp.where(pred > 0, pred, 1.0))
-        accept = finite & jnp.where(tiny, actual >= -roundoff, rho > 1e-4)
+        accept, rho = ratio_test(state.S, S_new, pred, finite)
+        tiny = pred <= 64 * eps * jnp.maximum(jnp.abs(state.S), 1.0)
 
         boundary = escape | (cg.status == _BOUNDARY) | (cg.status == _NEGATIVE)
         shrink = ~accept | (rho < 0.25)
@@ -333,12 +246,10 @@ class NewtonCG(AbstractPathSolver):
         )
         radius = jnp.where(escape & accept, jnp.maximum(radius, snorm), radius)
 
-        size = jnp.maximum(
-            jnp.max(jnp.abs(y_new)),
-            jnp.maximum(jnp.max(jnp.abs(objective.x0)), jnp.max(jnp.abs(objective.x1))),
-        )
+        # Relative to the path's extent: invariant to the scale of the state.
+        size = problem.scale(y_new)
         step_max = jnp.max(jnp.abs(s))
-        step_small = step_max <= jnp.maximum(atol + rtol * size, 64 * eps * size)
+        step_small = step_max <= jnp.maximum(rtol * size, 64 * eps * size)
         dec_small = (pred <= atol + rtol * jnp.abs(S_new)) | tiny
         # Only a step that solves the Newton system (to the forcing tolerance, or at least
         # halving the residual when CG ran out of iterations) measures the distance to the
@@ -381,7 +292,7 @@ class NewtonCG(AbstractPathSolver):
         vmax = jnp.max(jnp.abs(cg.p))
         vmax = jnp.where(vmax > 0, vmax, 1.0)
         vmax = jnp.where(jnp.sum(cg.p * u) < 0, -vmax, vmax)
-        extent = jnp.max(jnp.abs(objective.x1 - objective.x0)) + jnp.max(jnp.abs(y))
+        extent = problem.scale(y)
         check_state = eqx.tree_at(
             lambda t: (t.check, t.escape, t.v, t.vHv, t.vPv, t.escape_len, t.num_restarts,
                        t.num_hvps, t.done, t.result),
@@ -407,47 +318,19 @@ class NewtonCG(AbstractPathSolver):
         new_state = jax.tree.map(
             lambda a, b: jnp.where(check, a, b), check_state, newton_state
         )
-        return jnp.where(accept & ~check, y_new, y), new_state
+        return jnp.where(accept & ~check, y_new, y), new_state, None
 
-    def terminate(self, objective, y, state: _NewtonCGState):
-        return state.done, state.result
+    def terminate(self, fn, y, args, options, state: _NewtonCGState, tags):
+        failed = state.done & (state.result != RESULTS.successful)
+        return state.done, optx.RESULTS.where(
+            failed, optx.RESULTS.nonlinear_divergence, optx.RESULTS.successful
+        )
 
-    def postprocess(self, objective, y, state: _NewtonCGState):
-        g = objective.grad(y)
+    def postprocess(self, fn, y, aux, args, options, state: _NewtonCGState, tags, result):
         stats = dict(
-            num_steps=state.num_steps,
             num_accepted=state.num_accepted,
-            grad_norm=jnp.max(jnp.abs(g)),
             num_hvps=state.num_hvps,
             num_restarts=state.num_restarts,
             trust_radius=state.radius,
         )
         return y, state.result, stats
-
-    def solve(self, objective, y0, max_steps):
-        state = self.init(objective, y0)
-
-        def cond(carry):
-            y, state = carry
-            done, _ = self.terminate(objective, y, state)
-            # A pending check runs even after the last step: it decides the result.
-            return ~done & ((state.num_steps < max_steps) | state.check)
-
-        y, state = jax.lax.while_loop(cond, lambda c: self.step(objective, *c), (y0, state))
-        return self.postprocess(objective, y, state)
-
-    def linear_solve(self, objective, y, rhs):
-        _, hvp = jax.linearize(objective.grad, y)
-        precond = _preconditioner(objective, y)
-        tags = (lx.symmetric_tag, lx.positive_semidefinite_tag)
-        op = lx.FunctionLinearOperator(hvp, rhs, tags=tags)
-        pre = lx.FunctionLinearOperator(precond, rhs, tags=tags)
-        tol = default_tol(None, y.dtype)
-        sol = lx.linear_solve(
-            op,
-            rhs,
-            lx.CG(rtol=tol, atol=tol, max_steps=10 * rhs.size),
-            options={"preconditioner": pre},
-            throw=False,
-        )
-        return sol.value

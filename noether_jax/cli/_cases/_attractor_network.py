@@ -61,7 +61,7 @@ def _solve(sde, T, n, init=None, adaptive=True):
         init = jnp.linspace(jnp.asarray(X0), jnp.asarray(X1), n)
     return minimize_action(
         sde, jnp.asarray(X0), jnp.asarray(X1), 0.0, T, n_nodes=n,
-        grid=AdaptiveGrid() if adaptive else None, args=WIDTH, init=init,
+        grid_controller=AdaptiveGrid() if adaptive else None, args=WIDTH, init=init,
         max_steps=500, throw=False,
     )
 

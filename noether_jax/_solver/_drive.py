@@ -1,0 +1,94 @@
+"""One driver for every path solve: `optimistix.minimise` on a path problem."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
+
+from .._linalg import BlockCholesky
+from .._problem import AbstractPathProblem, problem_value
+from .._results import RESULTS
+from ._base import AbstractPathSolver
+
+# Above this block size the structured solve (3d Hessian-vector products to read off the
+# blocks, O(N d³) to factor them) costs more than conjugate gradients.
+_BLOCK_SOLVE_MAX_DIM = 64
+
+# The Hessian of the action at a minimum is symmetric positive (semi)definite.
+_TAGS = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
+
+
+def implicit_adjoint(block_size: int, dtype) -> optx.ImplicitAdjoint:
+    """Implicit differentiation through the optimum (custom JVP, transposed for reverse
+    mode) with the structured linear solve of the Hessian."""
+    if block_size <= _BLOCK_SOLVE_MAX_DIM:
+        return optx.ImplicitAdjoint(linear_solver=BlockCholesky())
+    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
+    return optx.ImplicitAdjoint(linear_solver=lx.CG(rtol=tol, atol=tol, max_steps=100_000))
+
+
+def to_results(solver, sol: optx.Solution) -> RESULTS:
+    """The `nj.RESULTS` code of an optimistix solve: the path solvers' own detailed code
+    where they have one, optimistix's otherwise."""
+    out_of_steps = sol.result == optx.RESULTS.nonlinear_max_steps_reached
+    if isinstance(solver, AbstractPathSolver):
+        own = sol.state.result
+        ok = sol.result == optx.RESULTS.successful
+        # A solver that is still running carries `max_steps_reached` in its state.
+        result = RESULTS.where(ok, RESULTS.successful, own)
+    else:
+        result = RESULTS.promote(sol.result)
+        result = RESULTS.where(
+            sol.result == optx.RESULTS.nonlinear_divergence, RESULTS.stagnated, result
+        )
+    return RESULTS.where(out_of_steps, RESULTS.max_steps_reached, result)
+
+
+def solve_problem(
+    problem: AbstractPathProblem,
+    solver: optx.AbstractMinimiser,
+    y0,
+    *,
+    max_steps: int,
+    adjoint: optx.AbstractAdjoint | None = None,
+) -> tuple[Any, RESULTS, dict[str, Any]]:
+    """Minimise `problem` from `y0` with any optimistix minimiser. Returns the free nodes, an
+    `nj.RESULTS` code and stats (`num_steps`, `grad_norm`, the solver's own)."""
+    if adjoint is None:
+        adjoint = implicit_adjoint(y0.shape[-1], y0.dtype)
+    sol = optx.minimise(
+        problem_value,
+        solver,
+        y0,
+        problem,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=False,
+        tags=_TAGS,
+    )
+    y = sol.value
+    result = to_results(solver, sol)
+    g = problem.grad(jax.lax.stop_gradient(y))
+    stats = {k: v for k, v in sol.stats.items() if k != "max_steps"}
+    stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
+    stats["grad_norm"] = jnp.max(jnp.abs(g))
+    result = RESULTS.where(jnp.all(jnp.isfinite(g)), result, RESULTS.nonfinite)
+    return y, result, stats
+
+
+@eqx.filter_custom_jvp
+def minimal_value(problem: AbstractPathProblem, y):
+    """`S_h(y)` at an optimum `y(θ)`, differentiated by the envelope theorem: the first
+    derivative is `∂S_h/∂θ` at fixed `y` (no linear solve), while higher derivatives follow
+    `y(θ)` (so `jax.hessian` is exact)."""
+    return problem.value(y)
+
+
+@minimal_value.def_jvp
+def _minimal_value_jvp(primals, tangents):
+    problem, y = primals
+    t_problem, _ = tangents
+    return eqx.filter_jvp(lambda p: p.value(y), (problem,), (t_problem,))
