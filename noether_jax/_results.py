@@ -28,3 +28,8 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "error of the action (`|S_h − S_2h|/3`, in `sol.stats['error_estimate']`) exceeds "
         "its tolerance: increase `n_nodes` (the finest grid) or `levels`, or loosen `rtol`."
     )
+    not_settled = (
+        "The deterministic flow did not come within the stop tolerance of a fixed point before "
+        "`t_max`: increase `t_max` or loosen `tol`. Or the flow does not settle at all: it "
+        "goes to a limit cycle or to infinity."
+    )

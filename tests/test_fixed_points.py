@@ -86,6 +86,13 @@ def test_double_well_1d():
     # Downhill from the maximum, both ways, against the exact solution of ẋ = x − x³.
     um = nj.leave_saddle(POLY, jnp.zeros(1), args=DW_ARGS)
     assert bool(um.converged)
+    # The saddle is the start: the keywords are `nj.relax`'s (same compilation).
+    again = nj.leave_saddle(POLY, x_start=jnp.zeros(1), args=DW_ARGS, t0=0.0)
+    np.testing.assert_array_equal(again.ends, um.ends)
+    with pytest.raises(TypeError):
+        nj.leave_saddle(POLY, saddle_x=jnp.zeros(1), args=DW_ARGS)
+    with pytest.raises(TypeError):
+        nj.leave_saddle(POLY, jnp.zeros(1), args=DW_ARGS, t=0.0)
     np.testing.assert_allclose(um.ends[:, 0], [1.0, -1.0], atol=1e-7)
     step = float(um.step)
     assert step == pytest.approx(jnp.finfo(jnp.float64).eps ** 0.25)
@@ -101,17 +108,86 @@ def test_double_well_1d():
         np.testing.assert_allclose(gaps, (1.0 - step) / 100, rtol=0.1)
         # Leaving takes log(1/step) e-foldings of rate 1; arriving, ~log(1/tol)/2.
         assert 12.0 < float(rel.duration) < 25.0
-        assert rel.result == diffrax.RESULTS.event_occurred
+        assert rel.result == nj.RESULTS.successful
+        assert nj.RESULTS[rel.result] == ""
 
 
 def test_relax_not_settled_and_time_spacing():
     # Same compiled relaxation as above (t_max and spacing are runtime values).
     rel = nj.relax(POLY, jnp.array([0.5]), args=DW_ARGS, t_max=1.0, spacing="time")
     assert not bool(rel.converged)
+    assert rel.result == nj.RESULTS.not_settled
     assert float(rel.duration) == pytest.approx(1.0)
     np.testing.assert_allclose(rel.ts, np.linspace(0.0, 1.0, 101), atol=1e-12)
     np.testing.assert_allclose(rel.xs[:, 0], _dw_exact(0.5, rel.ts), atol=1e-7)
     assert float(rel.distance) > 1e-3
+
+
+def test_relax_result_codes():
+    # All with the compilation of `test_double_well_1d` but the last (`max_steps` is static).
+    x0 = jnp.array([0.5])
+    # Settled: 1 − x(t) ≈ (3/2) e^{−2t} reaches the stop tolerance 2√ε ≈ 3e-8 at
+    # t = log(5e7)/2 ≈ 8.9; the flow stops at the end of that solver step.
+    rel = nj.relax(POLY, x0, args=DW_ARGS)
+    assert bool(rel.converged) and rel.result == nj.RESULTS.successful
+    assert nj.RESULTS[rel.result] == ""
+    eps = float(jnp.finfo(jnp.float64).eps)
+    assert 8.8 < float(rel.duration) < 12.0
+    assert float(rel.distance) <= eps**0.5 * (1.0 + float(rel.x_end[0]))
+    np.testing.assert_allclose(rel.x_end, _dw_exact(0.5, float(rel.duration)), atol=1e-8)
+    np.testing.assert_allclose(rel.x_end, [1.0], atol=3e-8)
+    assert float(rel.length) == pytest.approx(float(rel.x_end[0]) - 0.5, abs=1e-12)
+
+    # A t_max far too short to settle: it runs to t_max and says why it stopped.
+    rel = nj.relax(POLY, x0, args=DW_ARGS, t_max=1e-3)
+    assert not bool(rel.converged)
+    assert rel.result == nj.RESULTS.not_settled
+    message = nj.RESULTS[rel.result]
+    assert "t_max" in message and "tol" in message and "limit cycle" in message
+    assert float(rel.duration) == pytest.approx(1e-3, rel=1e-12)
+    x = _dw_exact(0.5, 1e-3)
+    np.testing.assert_allclose(rel.x_end, [x], rtol=1e-12)
+    # The distance bound |f|/|f'| at the end, f = x − x³: about 1.5, far above the tolerance.
+    assert float(rel.distance) == pytest.approx(abs(x - x**3) / abs(1 - 3 * x**2), rel=1e-9)
+
+    # Out of steps before settling (4 steps reach t ≈ 0.27).
+    rel = nj.relax(POLY, x0, args=DW_ARGS, max_steps=4)
+    assert not bool(rel.converged) and int(rel.num_steps) == 4
+    assert rel.result == nj.RESULTS.max_steps_reached
+    np.testing.assert_allclose(rel.x_end, _dw_exact(0.5, float(rel.duration)), atol=1e-8)
+    assert 0.0 < float(rel.duration) < 1.0
+
+
+def test_relax_result_from_diffrax_codes():
+    # The translation of every diffrax code (siblings of `nj.RESULTS`, matched by name).
+    from noether_jax._geometric._relax import _to_results
+
+    R, D = nj.RESULTS, diffrax.RESULTS
+    yes, no = jnp.asarray(True), jnp.asarray(False)
+    cases = [
+        (D.event_occurred, yes, yes, R.successful),
+        (D.successful, yes, yes, R.successful),  # settled on the step that reached t_max
+        (D.successful, no, yes, R.not_settled),
+        (D.event_occurred, no, yes, R.not_settled),
+        (D.successful, no, no, R.nonfinite),
+        (D.max_steps_reached, no, yes, R.max_steps_reached),
+        (D.max_steps_reached, yes, yes, R.max_steps_reached),
+        (D.nonfinite, no, no, R.nonfinite),
+        (D.nonlinear_divergence, no, yes, R.nonlinear_divergence),
+        (D.nonlinear_max_steps_reached, no, yes, R.nonlinear_max_steps_reached),
+        (D.singular, no, yes, R.singular),
+        (D.dt_min_reached, no, yes, R.nonfinite),
+        (D.max_steps_rejected, no, yes, R.nonfinite),
+        (D.internal_error, no, yes, R.nonfinite),
+    ]
+    for code, converged, finite, expected in cases:
+        got = _to_results(code, converged, finite)
+        assert got == expected, (D[code], R[got], R[expected])
+    # Under vmap too.
+    codes = jax.tree.map(lambda *a: jnp.stack(a), D.event_occurred, D.successful)
+    got = jax.vmap(_to_results)(codes, jnp.array([True, False]), jnp.array([True, True]))
+    np.testing.assert_array_equal(got == R.successful, [True, False])
+    np.testing.assert_array_equal(got == R.not_settled, [False, True])
 
 
 def test_maier_stein(ms_points):
@@ -137,6 +213,7 @@ def test_maier_stein(ms_points):
 def test_leave_saddle_maier_stein():
     um = nj.leave_saddle(MS, jnp.zeros(2), args=BETA)
     assert bool(um.converged)
+    assert um.plus.result == nj.RESULTS.successful and um.minus.result == nj.RESULTS.successful
     np.testing.assert_allclose(um.direction, [1.0, 0.0], atol=1e-14)
     np.testing.assert_allclose(um.ends, [[1.0, 0.0], [-1.0, 0.0]], atol=1e-7)
     for rel in (um.plus, um.minus):
@@ -233,6 +310,7 @@ def test_relax_vmap_jit_equals_loop():
     x0s = jnp.array([[0.3, 0.5], [-0.2, 1.0], [1e-3, -0.4]])
     batched = jax.jit(jax.vmap(lambda x: nj.relax(MS, x, args=BETA)))(x0s)
     assert bool(jnp.all(batched.converged))
+    np.testing.assert_array_equal(batched.result == nj.RESULTS.successful, True)
     np.testing.assert_allclose(batched.x_end, [[1.0, 0.0], [-1.0, 0.0], [1.0, 0.0]], atol=1e-7)
     for i in range(x0s.shape[0]):
         one = nj.relax(MS, x0s[i], args=BETA)

@@ -25,7 +25,8 @@ class Transition(eqx.Module):
     - `uphill`: the `nj.PathSolution` of `nj.minimize_geometric_action` from `start` to the
       saddle (its `ts` is the recovered physical time).
     - `downhill`: the `nj.Relaxation` from the saddle to `end`, along the branch of the
-      saddle's unstable manifold that reaches `end`.
+      saddle's unstable manifold that reaches `end` (its `result` is an `nj.RESULTS` code,
+      `successful` when it settled, like `uphill.result`).
     - `xs`: the whole path, `uphill.xs` followed by `downhill.xs`.
     - `converged`: the uphill solve converged and the downhill leg settled at `end`.
     - `candidates`: `Array[k, d]`, the index-1 saddles that were tried;

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from .._results import RESULTS
 from .._sde import SDE
 from ._fixed_points import (
     _NOT_FIXED_STATIC,
@@ -31,6 +32,7 @@ from ._fixed_points import (
     kind_name,
 )
 
+
 class Relaxation(eqx.Module):
     r"""A trajectory of the deterministic flow `ẋ = f(t, x)`.
 
@@ -45,8 +47,13 @@ class Relaxation(eqx.Module):
     - `distance`: `|f(x_end)|/σ_min(∂f/∂x)` at the end, a first-order bound on the distance
       to the fixed point there.
     - `converged`: whether it settled: `distance ≤ tol·(|x_end| + scale)`.
-    - `result`: the `diffrax.RESULTS` of the integration (`event_occurred` when it settled;
-      `successful` when it reached `t_max` without settling; `max_steps_reached`, ...).
+    - `result`: an `nj.RESULTS` code: `successful` when it settled (exactly when
+      `converged`); `not_settled` when it ran to `t_max` without settling;
+      `max_steps_reached` when the integrator ran out of `max_steps` first (this is also
+      how a flow that blows up in finite time usually ends); `nonfinite` when the state
+      became NaN or infinite or the integrator failed otherwise (a code it shares with
+      optimistix, e.g. `nonlinear_divergence` of an implicit solver's root find, is kept).
+      `nj.RESULTS[rel.result]` is the message.
     - `num_steps`: solver steps taken.
     """
 
@@ -57,8 +64,45 @@ class Relaxation(eqx.Module):
     length: Float[Array, ""]
     distance: Float[Array, ""]
     converged: Bool[Array, ""]
-    result: dfx.RESULTS
+    result: RESULTS
     num_steps: Int[Array, ""]
+
+
+# Failure codes that diffrax inherits from optimistix (and lineax), as `nj.RESULTS` does.
+# The two enumerations are siblings under `optx.RESULTS`, so an item of one can be neither
+# promoted to nor compared with the other: the codes are matched by name.
+_SHARED_FAILURES = (
+    "singular",
+    "breakdown",
+    "stagnation",
+    "conlim",
+    "nonfinite_input",
+    "nonlinear_max_steps_reached",
+    "nonlinear_divergence",
+    "nonfinite",
+)
+
+
+def _to_results(dfx_result: dfx.RESULTS, converged, finite) -> RESULTS:
+    """The `nj.RESULTS` code of a relaxation from its `diffrax.RESULTS` code."""
+    # diffrax's own failures (`dt_min_reached`, `max_steps_rejected`, `internal_error`)
+    # have no counterpart: the step size collapsed, normally because the state blew up.
+    failed = RESULTS.nonfinite
+    for name in _SHARED_FAILURES:
+        failed = RESULTS.where(
+            dfx_result == getattr(dfx.RESULTS, name), getattr(RESULTS, name), failed
+        )
+    failed = RESULTS.where(
+        dfx_result == dfx.RESULTS.max_steps_reached, RESULTS.max_steps_reached, failed
+    )
+    # The integration ended normally: at the stop event, or at `t_max`.
+    ran = (dfx_result == dfx.RESULTS.event_occurred) | (dfx_result == dfx.RESULTS.successful)
+    ended = RESULTS.where(
+        converged,
+        RESULTS.successful,
+        RESULTS.where(finite, RESULTS.not_settled, RESULTS.nonfinite),
+    )
+    return RESULTS.where(ran, ended, failed)
 
 
 @eqx.filter_jit
@@ -122,7 +166,8 @@ def _relax(
     xs = jax.vmap(sol.evaluate)(ts).at[0].set(x0).at[-1].set(x_end)
 
     _, dist = fixed_point_distance(lambda z: fun(t_stop, z), x_end)
-    converged = (dist <= tol * (jnp.linalg.norm(x_end) + scale)) & jnp.all(jnp.isfinite(x_end))
+    finite = jnp.all(jnp.isfinite(x_end))
+    converged = (dist <= tol * (jnp.linalg.norm(x_end) + scale)) & finite
     return Relaxation(
         ts=ts,
         xs=xs,
@@ -131,7 +176,7 @@ def _relax(
         length=length,
         distance=dist,
         converged=converged,
-        result=sol.result,
+        result=_to_results(sol.result, converged, finite),
         num_steps=jnp.asarray(sol.stats["num_steps"]),
     )
 
@@ -189,7 +234,8 @@ def relax(
     max_steps: int = 4096,
 ) -> Relaxation:
     r"""Follow the deterministic flow `ẋ = f(t, x)` from `x_start` until it settles at a fixed
-    point (or `t_max` passes).
+    point (or `t_max` passes: then `converged` is false and `result` is
+    `nj.RESULTS.not_settled`).
 
     **Arguments:**
 
@@ -222,7 +268,9 @@ def relax(
       `diffrax.Kvaerno5()` for a stiff drift).
     - `max_steps`: the most solver steps. The dense output is stored for all of them.
 
-    **Returns:** an `nj.Relaxation`.
+    **Returns:** an `nj.Relaxation` (`.converged`, and `.result`, an `nj.RESULTS` code:
+    `successful` when it settled, `not_settled` when `t_max` passed first,
+    `max_steps_reached`, `nonfinite`).
 
     **How the points are placed.** One integration with a stop condition (a diffrax
     `Event`), saving every step and the dense output. The arclength is measured along the
@@ -254,7 +302,9 @@ class UnstableManifold(eqx.Module):
     - `step`: the length of the initial displacement.
     - `plus`, `minus`: `nj.Relaxation`s from `x + step·direction` and `x − step·direction`.
       Their ends are the fixed points (normally two attractors) that the saddle connects;
-      `[saddle.x, *plus.xs]` is the downhill leg of a transition through the saddle.
+      `[saddle.x, *plus.xs]` is the downhill leg of a transition through the saddle. Each
+      has its own `converged` and `result` (an `nj.RESULTS` code, `successful` when it
+      settled).
     """
 
     saddle: FixedPoint
@@ -282,10 +332,10 @@ _NOT_INDEX_ONE_STATIC = (
 
 def leave_saddle(
     sde: SDE,
-    saddle_x: ArrayLike,
+    x_start: ArrayLike,
     *,
     args: Any = None,
-    t: ArrayLike = 0.0,
+    t0: ArrayLike = 0.0,
     eps: float | None = None,
     check: bool = True,
     check_rtol: float | None = None,
@@ -306,8 +356,9 @@ def leave_saddle(
 
     **Arguments:**
 
-    - `sde`, `saddle_x`, `args`, `t`: the system, the fixed point `(d,)`, the drift's
-      `args` and the time at which it is evaluated (also the relaxations' start time).
+    - `sde`, `x_start`, `args`, `t0`: the system, the fixed point `(d,)` to leave (the start
+      of both branches), the drift's `args` and the time at which the drift is evaluated
+      there (also the relaxations' start time). The names are `nj.relax`'s.
     - `eps`: the step is `step = eps·(|x| + scale)`. Default `ε^(1/4)` (1.2e-4 in float64,
       2e-2 in float32). The trajectory from `x + step·v` leaves the true unstable manifold
       by `O(step²)` (curvature) and the time spent near the saddle grows only like
@@ -325,7 +376,7 @@ def leave_saddle(
     `jit`- and `vmap`-able.
     """
     where = "leave_saddle"
-    x, t = _check_start(sde, saddle_x, t, args, where, names=("saddle_x", "t"))
+    x, t = _check_start(sde, x_start, t0, args, where, names=("x_start", "t0"))
     _positive_float(eps, "eps", where)
     _positive_float(check_rtol, "check_rtol", where)
     opts = _relax_options(
