@@ -18,7 +18,8 @@ from ._sde import (
     check_sde_calls,
     float_args_as_arrays,
     args_are_finite,
-    metric_is_spd,
+    as_grid,
+    diffusion_is_spd,
 )
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
@@ -32,10 +33,6 @@ def _stop(tree):
     """`stop_gradient` on every array of a pytree (functions and other leaves pass)."""
     dynamic, static = eqx.partition(tree, eqx.is_array)
     return eqx.combine(jax.lax.stop_gradient(dynamic), static)
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _concrete_true(x) -> bool:
@@ -149,10 +146,6 @@ def _minimize_action(
         )
         ts = t0 + grid * (t1 - t0)
         ts_safe = safe(ts, jnp.linspace(0.0, 1.0, n, dtype=dtype))
-    if not callable(sde.diffusion):
-        spd_in = metric_is_spd(jnp.asarray(sde.diffusion, dtype=dtype))
-    else:
-        spd_in = jnp.array(True)
 
     # Implicit differentiation of the optimum (both modes) with respect to everything the
     # problem holds: endpoints, times, parameters in `args` and in `sde`.
@@ -165,9 +158,7 @@ def _minimize_action(
     S = minimal_value(FixedTimeProblem(action, sde, ts, x0, x1, args), y)
 
     # The noise must be SPD along the whole path (matters for callable D).
-    xm = 0.5 * (xs[:-1] + xs[1:])
-    tm = 0.5 * (ts[:-1] + ts[1:])
-    spd_path = jnp.all(jax.vmap(lambda t, x: metric_is_spd(sde.D(t, x, args)))(tm, xm))
+    spd = diffusion_is_spd(sde, ts, xs, args)
 
     if S_coarse is not None:
         # Second order on a fixed node density: S_2h − S_h ≈ 3 (S_h − S).
@@ -181,7 +172,7 @@ def _minimize_action(
 
     return finish_solution(
         ts, xs, S, result, stats,
-        finite_in=finite_in & grid_ok, spd=spd_in & spd_path, throw=throw, functional=action,
+        finite_in=finite_in & grid_ok, spd=spd, throw=throw, functional=action,
     )
 
 
@@ -299,21 +290,7 @@ def minimize_action(
         if isinstance(adaptive, Refine) and n_nodes is None:
             n_nodes = REFINE_N_NODES if init is None else None
     if grid is not None:
-        grid = jnp.asarray(grid, dtype=dtype)
-        if grid.ndim != 1:
-            raise ValueError(f"`grid` must be 1-D, got shape {grid.shape}.")
-        if n_nodes is not None and n_nodes != grid.shape[0]:
-            raise ValueError(
-                f"`n_nodes={n_nodes}` disagrees with `grid` of length {grid.shape[0]}."
-            )
-        n_nodes = grid.shape[0]
-        if _is_concrete(grid) and n_nodes >= 2:
-            bad = (grid[0] != 0) | (grid[-1] != 1) | jnp.any(jnp.diff(grid) <= 0)
-            if _concrete_true(bad):
-                raise ValueError(
-                    "`grid` must increase strictly from 0 to 1 (node positions as fractions "
-                    "of the duration)."
-                )
+        grid, n_nodes = as_grid(grid, n_nodes, dtype)
     init, n_nodes = check_init_and_nodes(init, n_nodes, d, default_n_nodes())
     if isinstance(adaptive, Refine):
         adaptive.coarse_nodes(n_nodes)

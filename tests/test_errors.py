@@ -127,11 +127,6 @@ def test_bool_and_int_init():
         _solve(init=jnp.zeros((N, 2), dtype=int))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="noether_jax/_path.py still casts `grid` itself (complex -> real with a warning); "
-    "it passes once `minimize_action` validates the grid with `_sde.as_grid`",
-)
 def test_complex_grid():
     grid = jnp.linspace(0.0, 1.0, N).astype(jnp.complex128)  # N nodes: the shared compile
     with pytest.raises(ValueError, match=r"`grid` must be real \(float or int\), got complex"):

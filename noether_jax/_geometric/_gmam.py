@@ -26,14 +26,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
 from .._linalg import BlockTridiagonalOperator, TridiagonalKronecker, _blocktri
 from .._problem import AbstractPathProblem
 from .._results import RESULTS
-from .._sde import SDE
+from .._sde import SDE, metric_whiten
 from .._solver import BlockNewton, default_tol, minimal_value, solve_problem
 
 
@@ -44,20 +43,12 @@ def _safe_sqrt(q):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, q, 1.0)), 0.0)
 
 
-def _whiten(D: Array, u: Float[Array, " d"]) -> Float[Array, " d"]:
-    """`z` with `zᵀz = uᵀ D⁻¹ u`: `u/√D` for scalar/diagonal `D`, `L⁻¹u` for `D = L Lᵀ`."""
-    if D.ndim < 2:
-        return u / jnp.sqrt(D)
-    chol = jnp.linalg.cholesky(D)
-    return jsl.solve_triangular(chol, u, lower=True)
-
-
 def segment_action(sde: SDE, xa, xb, args, t=0.0) -> Float[Array, ""]:
     """`½(|Δφ| |f(m)| − ⟨Δφ, f(m)⟩)` for the segment from `xa` to `xb` (midpoint `m`)."""
     m = 0.5 * (xa + xb)
     D = sde.D(t, m, args)
-    zu = _whiten(D, xb - xa)
-    zf = _whiten(D, sde.f(t, m, args))
+    zu = metric_whiten(D, xb - xa)
+    zf = metric_whiten(D, sde.f(t, m, args))
     return 0.5 * (_safe_sqrt(jnp.sum(zu * zu)) * _safe_sqrt(jnp.sum(zf * zf)) - jnp.sum(zu * zf))
 
 
@@ -66,8 +57,8 @@ def segment_time(sde: SDE, xa, xb, args, t=0.0) -> Float[Array, ""]:
     (infinite where `f(m) = 0` and the segment has positive length, 0 for zero length)."""
     m = 0.5 * (xa + xb)
     D = sde.D(t, m, args)
-    zu = _whiten(D, xb - xa)
-    zf = _whiten(D, sde.f(t, m, args))
+    zu = metric_whiten(D, xb - xa)
+    zf = metric_whiten(D, sde.f(t, m, args))
     lu = _safe_sqrt(jnp.sum(zu * zu))
     lf = _safe_sqrt(jnp.sum(zf * zf))
     return jnp.where(lu == 0, 0.0, lu / jnp.where(lf > 0, lf, 0.0))
@@ -170,8 +161,8 @@ class GeometricProblem(AbstractPathProblem):
         D = jax.vmap(lambda x: self.sde.D(0.0, x, self.args))(m)
         du = xs[1:] - xs[:-1]
         f = jax.vmap(lambda x: self.sde.f(0.0, x, self.args))(m)
-        zu = jax.vmap(_whiten)(D, du)
-        zf = jax.vmap(_whiten)(D, f)
+        zu = jax.vmap(metric_whiten)(D, du)
+        zf = jax.vmap(metric_whiten)(D, f)
         w = 0.5 * _safe_sqrt(jnp.sum(zf * zf, -1)) / jnp.maximum(
             _safe_sqrt(jnp.sum(zu * zu, -1)), jnp.finfo(a.dtype).tiny
         )

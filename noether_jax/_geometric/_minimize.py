@@ -15,8 +15,8 @@ from .._sde import (
     as_endpoints,
     check_init_and_nodes,
     check_sde_calls,
+    diffusion_is_spd,
     float_args_as_arrays,
-    metric_is_spd,
 )
 from .._solution import PathSolution, finish_solution
 from .._solver import BlockNewton
@@ -53,14 +53,8 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
     xs = xs.at[0].set(x0).at[-1].set(x1)
     ts = physical_times(sde, jax.lax.stop_gradient(xs), args)
 
-    if not callable(sde.diffusion):
-        spd_in = metric_is_spd(jnp.asarray(sde.diffusion, dtype=dtype))
-    else:
-        xm = 0.5 * (xs[:-1] + xs[1:])
-        spd_in = jnp.all(jax.vmap(lambda x: metric_is_spd(sde.D(0.0, x, args)))(xm))
-    return finish_solution(
-        ts, xs, S, result, stats, finite_in=finite_in, spd=spd_in, throw=throw
-    )
+    spd = diffusion_is_spd(sde, None, xs, args)
+    return finish_solution(ts, xs, S, result, stats, finite_in=finite_in, spd=spd, throw=throw)
 
 
 def minimize_geometric_action(

@@ -25,6 +25,7 @@ class _NewtonState(eqx.Module):
     num_flat: Int[Array, ""]
     num_restarts: Int[Array, ""]
     num_certified: Int[Array, ""]
+    pending: Bool[Array, ""]
     S_stop: Float[Array, ""]
     newton_decrement: Float[Array, ""]
     done: Bool[Array, ""]
@@ -32,6 +33,8 @@ class _NewtonState(eqx.Module):
 
 
 _NUM_FLAT = 8
+# The round-off shift of the certificate, in units of machine epsilon.
+_SIGMA0 = 256
 
 
 def _scaled_eye(diag):
@@ -111,95 +114,125 @@ class BlockNewton(AbstractPathSolver):
             num_flat=int0,
             num_restarts=int0,
             num_certified=int0,
+            pending=jnp.array(False),
             S_stop=jnp.asarray(jnp.inf, dt),
             newton_decrement=jnp.asarray(jnp.inf, dt),
             done=~finite,
             result=RESULTS.where(finite, RESULTS.max_steps_reached, RESULTS.nonfinite),
         )
 
-    def _certify(self, g, diag, off, v0, want):
-        """Second-order check and undamped Newton step at a candidate point, run only where
-        `want` (under `vmap`, only in steps where some element wants it).
+    def _negative_direction(self, g, diag, off, v0, want):
+        """At a point where `H + σ₀E` is not positive definite, run only where `want`
+        (under `vmap`, only in steps where some element wants it): the smallest shift `σ`
+        (within a factor `10^{1/8}`) that makes `H + σE` positive definite, and inverse
+        iteration with it for the direction `v` of most negative curvature.
 
-        Returns `(is_min, v, sigma, delta_newton)`: whether `H + σ₀E` is positive definite
-        (or at least shows no negative curvature), the direction of most negative
-        curvature, the shift that made `H + σE` positive definite, and `−(H + σE)⁻¹ ∇S`.
+        Returns `(is_min, v, delta)`: whether no negative curvature shows (a singular but
+        positive semidefinite `H`), `v`, and the regularised Newton step `−(H + σE)⁻¹∇S`.
         """
         dt = g.dtype
         eye_s = _scaled_eye(diag)
-        sigma0 = jnp.asarray(256 * jnp.finfo(dt).eps, dt)
+        sigma0 = jnp.asarray(_SIGMA0 * jnp.finfo(dt).eps, dt)
 
-        def is_pd(sigma):
-            _, pd = _blocktri.cholesky(diag + sigma * eye_s, off)
-            return pd
+        def factor(sigma):
+            return _blocktri.cholesky(diag + sigma * eye_s, off)
 
-        def once(carry):
-            i, _ = carry
-            chols0, pd0 = _blocktri.cholesky(diag + sigma0 * eye_s, off)
-            search = ~pd0
+        # Coarse search upwards by factors of 10, then bisection in log space; the factor
+        # of the positive definite end is carried along.
+        def up_cond(c):
+            sigma, pd, _ = c
+            return ~pd & (sigma < 1e3)
 
-            # Coarse search upwards by factors of 10, then bisection in log space.
-            def up_cond(c):
-                sigma, pd = c
-                return ~pd & (sigma < 1e3)
+        def up(c):
+            sigma = c[0] * 10.0
+            chols, pd = factor(sigma)
+            return sigma, pd, chols
 
-            sigma, _ = jax.lax.while_loop(
-                up_cond, lambda c: (c[0] * 10.0, is_pd(c[0] * 10.0)), (sigma0, pd0)
+        chols0 = jnp.zeros_like(diag)
+        sigma, _, chols = jax.lax.while_loop(up_cond, up, (sigma0, ~want, chols0))
+
+        def bisect(_, c):
+            lo, hi, chols_hi = c
+            mid = jnp.sqrt(lo * hi)
+            chols_mid, pd = factor(mid)
+            return (
+                jnp.where(pd, lo, mid),
+                jnp.where(pd, mid, hi),
+                jnp.where(pd, chols_mid, chols_hi),
             )
 
-            def bisect(_, c):
-                lo, hi = c
-                mid = jnp.sqrt(lo * hi)
-                pd = is_pd(mid)
-                return jnp.where(pd, lo, mid), jnp.where(pd, mid, hi)
-
-            _, sigma = jax.lax.fori_loop(
-                0, jnp.where(search, 3, 0), bisect, (sigma / 10.0, sigma)
-            )
-            chols, _ = _blocktri.cholesky(diag + sigma * eye_s, off)
-            chols = jnp.where(search, chols, chols0)
-
-            def inv_iter(_, v):
-                w = _blocktri.cho_solve(chols, off, v)
-                return w / jnp.sqrt(jnp.sum(w * w))
-
-            v = jax.lax.fori_loop(0, jnp.where(search, 12, 0), inv_iter, v0)
-            curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
-            # Not positive definite, yet no negative direction found (a singular Hessian):
-            # no negative curvature shows, so it is not a saddle.
-            is_min = pd0 | ~(curv < 0) | ~jnp.all(jnp.isfinite(v))
-            delta = -_blocktri.cho_solve(chols, off, g)
-            return i + 1, (is_min, v, sigma, delta)
-
-        init = (
-            jnp.array(0, jnp.int32),
-            (jnp.array(True), v0, sigma0, jnp.zeros_like(g)),
+        _, sigma, chols = jax.lax.fori_loop(
+            0, jnp.where(want, 3, 0), bisect, (sigma / 10.0, sigma, chols)
         )
-        _, out = jax.lax.while_loop(lambda c: c[0] < want.astype(jnp.int32), once, init)
-        return out
+
+        def inv_iter(_, v):
+            w = _blocktri.cho_solve(chols, off, v)
+            return w / jnp.sqrt(jnp.sum(w * w))
+
+        v = jax.lax.fori_loop(0, jnp.where(want, 12, 0), inv_iter, v0)
+        curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
+        is_min = ~(curv < 0) | ~jnp.all(jnp.isfinite(v))
+        delta = -_blocktri.cho_solve(chols, off, g)
+        return is_min, v, jnp.where(want, delta, 0.0), sigma
 
     def step(self, fn, y, args, options, state: _NewtonState, tags):
         problem = as_problem(args, self)
         dt = y.dtype
         eps = jnp.finfo(dt).eps
         rtol, atol = default_tol(self.rtol, dt), default_tol(self.atol, dt)
+        sigma0 = jnp.asarray(_SIGMA0 * eps, dt)
+        # A candidate from the last step is certified by this one: undamped (a round-off
+        # shift `σ₀`), its factorisation is the second-order test and its step the Newton
+        # step that measures the distance to the optimum.
+        pending = state.pending
+        lam_eff = jnp.where(pending, sigma0, state.lam)
         eye_s = _scaled_eye(state.diag)
-        chols, pd = _blocktri.cholesky(state.diag + state.lam * eye_s, state.off)
-        delta = -_blocktri.cho_solve(chols, state.off, state.g)
-        # Negative curvature: a symmetric system often has a symmetric saddle of the action
-        # (e.g. the straight line on a symmetry axis) where the gradient has no component
-        # that would leave it. Inverse iteration on the damped factorisation, one solve per
-        # step warm-started from the last step's vector, tracks the most negative direction
-        # of H; step along it, downhill, with a length that shrinks as the damping grows
-        # (the ratio test then decides as usual).
+        chols, pd = _blocktri.cholesky(state.diag + lam_eff * eye_s, state.off)
+        delta_n = -_blocktri.cho_solve(chols, state.off, state.g)
+        ell = problem.scale(y)
+        tol_S = atol + rtol * jnp.abs(state.S)
+        step_tol = jnp.maximum(rtol * ell, 64 * eps * ell)
+        roundoff = 64 * eps * jnp.maximum(jnp.abs(state.S), 1.0)
+
+        # --- The certificate (only meaningful where `pending`).
+        decrement = -0.5 * jnp.sum(state.g * delta_n)
+        newton_ok = (decrement <= tol_S) & (
+            (jnp.max(jnp.abs(delta_n)) <= step_tol)
+            | (state.num_flat >= _NUM_FLAT)
+            | (decrement <= roundoff)
+        )
+        certified = pending & pd & newton_ok
+        # Not positive definite at a candidate: a saddle of the action, or a singular
+        # Hessian. Find the negative direction (rare: only then do these loops run).
+        indefinite = pending & ~pd
+        no_neg, v_neg, delta_reg, sigma = self._negative_direction(
+            state.g, state.diag, state.off, state.v, indefinite
+        )
+        decrement_reg = -0.5 * jnp.sum(state.g * delta_reg)
+        singular_ok = indefinite & no_neg & (
+            (decrement_reg <= tol_S) | (decrement_reg <= roundoff)
+        )
+        # A restart that came back to the same action: a flat, degenerate direction.
+        flat_saddle = state.S_stop - state.S <= tol_S
+        saddle = indefinite & ~no_neg
+        converged = certified | singular_ok | (saddle & flat_saddle)
+        restart = saddle & ~flat_saddle & (state.num_restarts < self.max_restarts)
+        # Out of restarts and still on a saddle: never report it as converged.
+        stuck = saddle & ~flat_saddle & ~restart
+
+        # --- The step: Newton, plus a step along negative curvature. A symmetric system
+        # often has a symmetric saddle of the action (e.g. the straight line on a symmetry
+        # axis) where the gradient has no component that would leave it. Inverse iteration
+        # on the damped factorisation, one solve per step warm-started from the last step's
+        # vector, tracks the most negative direction of H; step along it, downhill, with a
+        # length that shrinks as the damping grows (the ratio test then decides).
         w = _blocktri.cho_solve(chols, state.off, state.v)
         v = w / jnp.sqrt(jnp.sum(w * w))
         v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
         curv = jnp.sum(v * _blocktri.matvec(state.diag, state.off, v))
         slope = jnp.sum(state.g * v)
-        ell = problem.scale(y)
-        tau = jnp.where(curv < 0, self.escape * ell / (1.0 + state.lam / self.lam0), 0.0)
-        delta = delta - jnp.where(slope > 0, 1.0, -1.0) * tau * v
+        tau = jnp.where(curv < 0, self.escape * ell / (1.0 + lam_eff / self.lam0), 0.0)
+        delta = delta_n - jnp.where(slope > 0, 1.0, -1.0) * tau * v
         delta = jnp.where(pd, delta, 0.0)
         hdelta = _blocktri.matvec(state.diag, state.off, delta)
         pred = -(jnp.sum(state.g * delta) + 0.5 * jnp.sum(delta * hdelta))
@@ -214,55 +247,37 @@ class BlockNewton(AbstractPathSolver):
             & jnp.all(jnp.isfinite(H_new.off))
         )
         accept, rho = ratio_test(state.S, S_new, pred, pd & finite)
-        roundoff = 64 * eps * jnp.maximum(jnp.abs(state.S), 1.0)
 
         lam = jnp.where(
             accept,
-            state.lam * jnp.maximum(0.1, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3),
-            state.lam * state.nu,
+            lam_eff * jnp.maximum(0.1, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3),
+            jnp.where(pending & ~pd, state.lam, lam_eff) * state.nu,
         )
         lam = jnp.maximum(lam, 1e-15)
         nu = jnp.where(accept, 2.0, 2 * state.nu)
+        lam = jnp.where(restart, jnp.maximum(2 * sigma, state.lam), lam)
+        nu = jnp.where(restart, 2.0, nu)
 
         sel = lambda a, b: jnp.where(accept, a, b)
         y_out = sel(y_new, y)
         S_out, g_out = sel(S_new, state.S), sel(g_new, state.g)
         diag_out, off_out = sel(H_new.diag, state.diag), sel(H_new.off, state.off)
-        ell_out = problem.scale(y_out)
-        step_tol = jnp.maximum(rtol * ell_out, 64 * eps * ell_out)
-        tol_S = atol + rtol * jnp.abs(S_out)
+        tol_S_out = atol + rtol * jnp.abs(S_out)
 
         # A nearly flat, strongly nonlinear direction (the timing of a wait at a fixed point
         # on a long path: the action depends on it only through exponentially small tails)
         # keeps Newton steps long while the action no longer moves.
-        flat = accept & (state.lam <= 1e-4) & (pred <= 0.1 * tol_S)
+        flat = accept & (lam_eff <= 1e-4) & (pred <= 0.1 * tol_S_out)
         num_flat = jnp.where(accept, jnp.where(flat, state.num_flat + 1, 0), state.num_flat)
-        dec_small = (pred <= tol_S) | (pred <= roundoff)
+        dec_small = (pred <= tol_S_out) | (pred <= roundoff)
         step_small = jnp.max(jnp.abs(delta)) <= step_tol
-        candidate = accept & dec_small & (step_small | (num_flat >= _NUM_FLAT))
-
-        is_min, v_neg, sigma, delta_n = self._certify(g_out, diag_out, off_out, v, candidate)
-        decrement = -0.5 * jnp.sum(g_out * delta_n)
-        newton_ok = (decrement <= tol_S) & (
-            (jnp.max(jnp.abs(delta_n)) <= step_tol)
-            | (num_flat >= _NUM_FLAT)
-            | (decrement <= roundoff)
+        candidate = (
+            accept & dec_small & (step_small | (num_flat >= _NUM_FLAT)) & ~converged
+            & ~restart
         )
-        # A restart that came back to the same action: a flat, degenerate direction.
-        flat_saddle = state.S_stop - S_out <= tol_S
-        converged = candidate & ((is_min & newton_ok) | (~is_min & flat_saddle))
-        saddle = candidate & ~is_min & ~flat_saddle
-        restart = saddle & (state.num_restarts < self.max_restarts)
-        # Out of restarts and still on a saddle: never report it as converged.
-        stuck = saddle & ~restart
-        # A minimum whose undamped Newton step is still large: the damping was hiding it.
-        undamp = candidate & is_min & ~newton_ok
-        lam = jnp.where(undamp, jnp.maximum(lam * 1e-3, 1e-15), lam)
-        lam = jnp.where(restart, jnp.maximum(2 * sigma, lam), lam)
-        nu = jnp.where(restart, 2.0, nu)
-        stagnated = (lam > 1e12) | stuck
-        nonfinite = ~jnp.isfinite(S_out)
 
+        stagnated = ((lam > 1e12) & ~converged) | stuck
+        nonfinite = ~jnp.isfinite(S_out)
         result = RESULTS.where(
             converged,
             RESULTS.successful,
@@ -283,9 +298,10 @@ class BlockNewton(AbstractPathSolver):
             num_accepted=state.num_accepted + accept.astype(jnp.int32),
             num_flat=jnp.where(restart, 0, num_flat),
             num_restarts=state.num_restarts + restart.astype(jnp.int32),
-            num_certified=state.num_certified + candidate.astype(jnp.int32),
-            S_stop=jnp.where(restart, S_out, state.S_stop),
-            newton_decrement=jnp.where(candidate, decrement, state.newton_decrement),
+            num_certified=state.num_certified + pending.astype(jnp.int32),
+            pending=candidate,
+            S_stop=jnp.where(restart, state.S, state.S_stop),
+            newton_decrement=jnp.where(pending, decrement, state.newton_decrement),
             done=converged | stagnated | nonfinite,
             result=result,
         )
