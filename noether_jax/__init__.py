@@ -19,6 +19,18 @@ from ._geometric import (
     physical_times as physical_times,
 )
 
+# Path problems (what a solver may ask of a discrete action), their Hessian as a lineax
+# operator and its structured solver
+from ._problem import (
+    AbstractPathProblem as AbstractPathProblem,
+    FixedTimeProblem as FixedTimeProblem,
+)
+from ._geometric import GeometricProblem as GeometricProblem
+from ._linalg import (
+    BlockCholesky as BlockCholesky,
+    BlockTridiagonalOperator as BlockTridiagonalOperator,
+)
+
 # Grids, solvers, results
 from ._mesh import AdaptiveGrid as AdaptiveGrid, Refine as Refine
 from ._solver import (

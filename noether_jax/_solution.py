@@ -78,5 +78,8 @@ def finish_solution(
         functional=functional,
     )
     if throw:
-        sol = result.error_if(sol, ~converged)
+        # On the arrays of the answer (the functional may hold a PRNG key, which the
+        # runtime check cannot carry).
+        ts, xs, S = result.error_if((sol.ts, sol.xs, sol.action), ~converged)
+        sol = eqx.tree_at(lambda s: (s.ts, s.xs, s.action), sol, (ts, xs, S))
     return sol

@@ -112,8 +112,7 @@ def test_out_of_steps_is_not_converged():
 def test_preconditioner_is_exact_for_scalar_linear_drift():
     """For `f = −c x` and constant `D` the preconditioner is the exact Hessian:
     `P⁻¹(H v) = v`. Full and diagonal `D`, non-uniform grid, reverse time."""
-    from noether_jax._solver import PathObjective
-    from noether_jax._solver._newton_cg import _preconditioner
+    from noether_jax._problem import FixedTimeProblem
 
     D_full = jnp.array([[0.5, 0.1, 0.0], [0.1, 0.3, 0.05], [0.0, 0.05, 0.4]])
     ts = 2.0 - 2.0 * jnp.linspace(0.0, 1.0, 12) ** 1.5
@@ -125,8 +124,8 @@ def test_preconditioner_is_exact_for_scalar_linear_drift():
         out = []
         for D in (D_full, jnp.array([0.5, 0.3, 0.4])):
             sde = nj.SDE(lambda t, x, c: -c * x, D)
-            obj = PathObjective(nj.FreidlinWentzell(), sde, ts, jnp.ones(3), -jnp.ones(3), 1.7)
-            out.append(_preconditioner(obj, y)(obj.hvp(y, v)))
+            obj = FixedTimeProblem(nj.FreidlinWentzell(), sde, ts, jnp.ones(3), -jnp.ones(3), 1.7)
+            out.append(obj.preconditioner(y)(obj.hvp(y, v)))
         return out
 
     for w in apply(y, v):

@@ -8,7 +8,7 @@ import pytest
 
 import noether_jax as nj
 from noether_jax._solution import RESULTS
-from noether_jax._solver import _blocktri
+from noether_jax._linalg import _blocktri
 
 # OU: dx = −k x dt + sqrt(2D) dW; S* = k (x1 − x0 e^{−kT})² / (2D (1 − e^{−2kT})).
 K, D, T = 1.0, 0.5, 3.0

@@ -143,7 +143,8 @@ def test_warm_start_needs_fewer_steps():
     g_warm, (y_warm, (warm, _)) = grad(net, X0, X1, xs, E[0])
     np.testing.assert_allclose(y_warm, y_cold, rtol=1e-9)
     np.testing.assert_allclose(flat(g_warm), flat(g_cold), rtol=1e-7, atol=1e-12)
-    assert int(warm) < int(cold) and int(warm) <= 3, (int(warm), int(cold))
+    # Two Newton steps and the step that certifies the stop (undamped: the Newton decrement).
+    assert int(warm) < int(cold) and int(warm) <= 4, (int(warm), int(cold))
 
 
 def test_short_training_raises_the_barrier():

@@ -39,6 +39,9 @@ def to_results(solver, sol: optx.Solution) -> RESULTS:
         ok = sol.result == optx.RESULTS.successful
         # A solver that is still running carries `max_steps_reached` in its state.
         result = RESULTS.where(ok, RESULTS.successful, own)
+        result = RESULTS.where(
+            sol.result == optx.RESULTS.nonfinite, RESULTS.nonfinite, result
+        )
     else:
         result = RESULTS.promote(sol.result)
         result = RESULTS.where(
