@@ -33,7 +33,14 @@ from .._linalg import BlockTridiagonalOperator, TridiagonalKronecker, _blocktri
 from .._problem import AbstractPathProblem
 from .._results import RESULTS
 from .._sde import SDE, metric_whiten
-from .._solver import BlockNewton, default_tol, minimal_value, solve_problem
+from .._solver import (
+    HESSIAN_TAGS,
+    BlockNewton,
+    default_tol,
+    hessian_solver,
+    minimal_value,
+    solve_problem,
+)
 
 
 def _safe_sqrt(q):
@@ -171,6 +178,15 @@ class GeometricProblem(AbstractPathProblem):
         return TridiagonalKronecker.from_intervals(w, jnp.zeros_like(w), jnp.ones((), a.dtype))
 
 
+def _at_root(inputs):
+    # `inputs` ends with the adjoint's while loop, which a known root does not need.
+    return jax.lax.stop_gradient(inputs[1]), None
+
+
+def _normal_gradient(root, _, inputs):
+    return inputs[0].grad(root)
+
+
 class _Carry(eqx.Module):
     c: Float[Array, "n d"]
     shift: Float[Array, ""]
@@ -271,17 +287,17 @@ def solve_geometric(
         RESULTS.stagnated,
         out.result,
     )
-    # The curve is a fixed point of the rounds: its normal displacements are stationary for
-    # `Ŝ_h`. One more normal solve from it (no step is needed at the fixed point) carries
-    # the implicit derivatives of the nodes with respect to the endpoints and parameters.
+    # The curve is a fixed point of the rounds: its normal displacements `a = 0` are
+    # stationary for `Ŝ_h`. The implicit function theorem at that root gives the derivatives
+    # of the nodes with respect to the endpoints and parameters (both modes), without
+    # tracing the solver again.
     c = out.c.at[0].set(x0).at[-1].set(x1)
     problem = GeometricProblem(sde, c, _normal_bases(out.c), args)
-    a, res_last, st_last = solve_problem(
-        problem, solver, jnp.zeros((n - 2, d - 1), dtype), max_steps=max_inner_steps
-    )
-    result = RESULTS.where(
-        (result == RESULTS.successful) & (res_last != RESULTS.successful), res_last, result
-    )
+    a0 = jnp.zeros((n - 2, d - 1), dtype)
+    adjoint = optx.ImplicitAdjoint(linear_solver=hessian_solver(d - 1, dtype))
+    a, _ = adjoint.apply(_at_root, _normal_gradient, (problem, a0), HESSIAN_TAGS)
+    g = problem.grad(jax.lax.stop_gradient(a))
+    st_last = dict(num_steps=jnp.array(0, jnp.int32), grad_norm=jnp.max(jnp.abs(g)))
     xs = problem.full(a)
     S = minimal_value(problem, a)
     stats = dict(

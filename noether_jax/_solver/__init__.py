@@ -1,5 +1,10 @@
 from ._base import AbstractPathSolver as AbstractPathSolver, default_tol as default_tol
-from ._drive import minimal_value as minimal_value, solve_problem as solve_problem
+from ._drive import (
+    HESSIAN_TAGS as HESSIAN_TAGS,
+    hessian_solver as hessian_solver,
+    minimal_value as minimal_value,
+    solve_problem as solve_problem,
+)
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
 from ._newton_cg import NewtonCG as NewtonCG

@@ -21,13 +21,21 @@ _BLOCK_SOLVE_MAX_DIM = 64
 _TAGS = frozenset({lx.symmetric_tag, lx.positive_semidefinite_tag})
 
 
+HESSIAN_TAGS = _TAGS
+
+
+def hessian_solver(block_size: int, dtype) -> lx.AbstractLinearSolver:
+    """The linear solver for the Hessian of a path problem with blocks of this size."""
+    if block_size <= _BLOCK_SOLVE_MAX_DIM:
+        return BlockCholesky()
+    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
+    return lx.CG(rtol=tol, atol=tol, max_steps=100_000)
+
+
 def implicit_adjoint(block_size: int, dtype) -> optx.ImplicitAdjoint:
     """Implicit differentiation through the optimum (custom JVP, transposed for reverse
     mode) with the structured linear solve of the Hessian."""
-    if block_size <= _BLOCK_SOLVE_MAX_DIM:
-        return optx.ImplicitAdjoint(linear_solver=BlockCholesky())
-    tol = 1e-10 if jnp.finfo(dtype).bits >= 64 else 1e-5
-    return optx.ImplicitAdjoint(linear_solver=lx.CG(rtol=tol, atol=tol, max_steps=100_000))
+    return optx.ImplicitAdjoint(linear_solver=hessian_solver(block_size, dtype))
 
 
 def to_results(solver, sol: optx.Solution) -> RESULTS:
