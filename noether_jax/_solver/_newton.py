@@ -170,10 +170,17 @@ class BlockNewton(AbstractPathSolver):
             return w / jnp.sqrt(jnp.sum(w * w))
 
         v = jax.lax.fori_loop(0, jnp.where(want, 12, 0), inv_iter, v0)
-        curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
+
+        # Also only where wanted (under `vmap` the loop skips unless some element wants it).
+        def finish(_, c):
+            curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
+            return curv, -_blocktri.cho_solve(chols, off, g)
+
+        curv, delta = jax.lax.fori_loop(
+            0, jnp.where(want, 1, 0), finish, (jnp.zeros((), dt), jnp.zeros_like(g))
+        )
         is_min = ~(curv < 0) | ~jnp.all(jnp.isfinite(v))
-        delta = -_blocktri.cho_solve(chols, off, g)
-        return is_min, v, jnp.where(want, delta, 0.0), sigma
+        return is_min, v, delta, sigma
 
     def step(self, fn, y, args, options, state: _NewtonState, tags):
         problem = as_problem(args, self)
@@ -205,8 +212,14 @@ class BlockNewton(AbstractPathSolver):
         # Not positive definite at a candidate: a saddle of the action, or a singular
         # Hessian. Find the negative direction (rare: only then do these loops run).
         indefinite = pending & ~pd
-        no_neg, v_neg, delta_reg, sigma = self._negative_direction(
-            state.g, state.diag, state.off, state.v, indefinite
+        # `cond`, not just loops with zero trips: on CPU even empty loops cost a visible
+        # share of a small step (under `vmap` it becomes a select and the loops gate).
+        no_neg, v_neg, delta_reg, sigma = jax.lax.cond(
+            jnp.any(indefinite),
+            lambda: self._negative_direction(
+                state.g, state.diag, state.off, state.v, indefinite
+            ),
+            lambda: (jnp.array(True), state.v, jnp.zeros_like(state.g), sigma0),
         )
         decrement_reg = -0.5 * jnp.sum(state.g * delta_reg)
         singular_ok = indefinite & no_neg & (
