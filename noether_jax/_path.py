@@ -25,14 +25,9 @@ from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution
 from ._solver import BlockNewton, NewtonCG, minimal_value, solve_problem
+from ._solver import stop_gradient_arrays as _stop
 
 NEWTON_MAX_DIM = 8
-
-
-def _stop(tree):
-    """`stop_gradient` on every array of a pytree (functions and other leaves pass)."""
-    dynamic, static = eqx.partition(tree, eqx.is_array)
-    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
 
 
 def _concrete_true(x) -> bool:

@@ -41,6 +41,7 @@ from .._solver import (
     minimal_value,
     solve_problem,
 )
+from .._solver import stop_gradient_arrays as _stop
 
 
 def _safe_sqrt(q):
@@ -195,11 +196,6 @@ class _Carry(eqx.Module):
     done: Bool[Array, ""]
     result: RESULTS
     inner_result: RESULTS
-
-
-def _stop(tree):
-    dynamic, static = eqx.partition(tree, eqx.is_array)
-    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
 
 
 def solve_geometric(

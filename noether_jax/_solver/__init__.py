@@ -4,6 +4,7 @@ from ._drive import (
     hessian_solver as hessian_solver,
     minimal_value as minimal_value,
     solve_problem as solve_problem,
+    stop_gradient_arrays as stop_gradient_arrays,
 )
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton

@@ -38,6 +38,12 @@ def implicit_adjoint(block_size: int, dtype) -> optx.ImplicitAdjoint:
     return optx.ImplicitAdjoint(linear_solver=hessian_solver(block_size, dtype))
 
 
+def stop_gradient_arrays(tree):
+    """`stop_gradient` on every array of a pytree (functions and other leaves pass)."""
+    dynamic, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.lax.stop_gradient(dynamic), static)
+
+
 def to_results(solver, sol: optx.Solution) -> RESULTS:
     """The `nj.RESULTS` code of an optimistix solve: the path solvers' own detailed code
     where they have one, optimistix's otherwise."""
