@@ -6,7 +6,10 @@ Subcommands:
 - `reproduce CASE`: one of them;
 - `path FILE.py:NAME ...`: the most likely path of your own `nj.SDE`, its action, momenta,
   quasi-energy and the Noether charges of the symmetries found among translations and
-  rotations, with a figure and a JSON file.
+  rotations, with a figure and a JSON file;
+- `batch FILE.py:NAME BC`: paths for a file of boundary conditions (`_batch.py`);
+- `network FILE.py:NAME --center .. --scale ..`: the attractors in a box, the saddles joining
+  them, barriers, rates, mean first-passage times and routes (`_network.py`).
 
 Each subcommand is an entry of `_SUBCOMMANDS`: a function `add_parser(subparsers)` (or the
 string `"module:function"` of one, imported only when the parser is built) that adds its
@@ -696,11 +699,12 @@ _SUBCOMMANDS: dict[str, Callable | str] = {
     "reproduce": _add_reproduce,
     "path": _add_path,
     "batch": "noether_jax.cli._batch:add_parser",
+    "network": "noether_jax.cli._network:add_parser",
 }
 
 # Options whose values may start with "-" (negative numbers like -1,0 that argparse would
 # otherwise take for options); "--x0 -1,0" is rewritten as "--x0=-1,0".
-_NUMERIC_OPTIONS = ("--x0", "--x1", "--t0", "--t1", "--args")
+_NUMERIC_OPTIONS = ("--x0", "--x1", "--t0", "--t1", "--args", "--center")
 _NEGATIVE_VALUE = re.compile(r"^-[\d.]")
 
 
