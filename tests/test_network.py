@@ -21,6 +21,7 @@ import pytest
 import noether_jax as nj
 from noether_jax._geometric._network import (
     _barrier_matrices,
+    _leg_rates,
     _mfpt,
     _stationary,
     transition_network,
@@ -275,7 +276,8 @@ def test_disconnected_route_names_the_components(mb):
     net = transition_network(SDE, center=MB_CENTER, scale=MB_SCALE, args=MB_ARGS,
                              saddles=jnp.zeros((0, 2)), attractors=mb.attractors)
     assert net.components() == [[0], [1], [2]]
-    with pytest.raises(ValueError, match=r"no route from attractor #0 to #2.*\{0\} \| \{1\} \| \{2\}"):
+    components = r"\{0\} \| \{1\} \| \{2\}"
+    with pytest.raises(ValueError, match=r"no route from attractor #0 to #2.*" + components):
         net.route(0, 2)
     tau = np.asarray(net.mean_first_passage_times())
     assert np.isinf(tau[0, 2]) and tau[1, 1] == 0
@@ -291,6 +293,7 @@ def test_route_endpoints_must_be_attractors(mb):
         mb.route(1, jnp.array([-0.05, 0.47]))
     with pytest.raises(ValueError, match=r"must have shape \(2,\)"):
         mb.route(jnp.zeros(3), 1)
+    assert mb.route(jnp.int32(0), np.int64(-1)).attractors == (0, 1, 2)  # NumPy/JAX ints
 
 
 def test_given_points_are_checked(mb):
@@ -319,6 +322,18 @@ def test_a_failed_leg_is_named_never_a_plausible_number(mb):
     assert B[1][0] == 0.5 and s_of[1][0] == 1
     B, _, _ = _barrier_matrices(legs, [math.nan, 1.0, 3.0, 0.5], [False, True, True, True], 2)
     assert math.isnan(B[0][1])
+    # Its escape rate is NaN, the others are kept, and the note says which leg.
+    legs = list(zip(*(v.tolist() for v in (mb.leg_attractor, mb.leg_saddle, mb.leg_target))))
+    inputs = (mb.attractors, mb.saddles, legs, mb.uphill, mb.leg_actions)
+    rates, _, note = _leg_rates(SDE, *inputs, mb.leg_converged.at[l].set(False), MB_ARGS,
+                                jnp.float64, True)
+    assert math.isnan(float(rates[l])) and f"NaN for leg {l} failed" in note
+    keep = np.arange(4) != l
+    np.testing.assert_allclose(np.asarray(rates)[keep], np.asarray(mb.leg_rates)[keep])
+    # A state-dependent D: no prefactor formula, all NaN, and why.
+    sde = nj.SDE(drift, lambda t, x, p: MB_DELTA * (1 + x[0] ** 2))
+    rates, _, note = _leg_rates(sde, *inputs, mb.leg_converged, MB_ARGS, jnp.float64, True)
+    assert bool(jnp.all(jnp.isnan(rates))) and "depends on the state" in note
 
 
 # --- the command line -------------------------------------------------------------------------

@@ -185,6 +185,11 @@ class TransitionNetwork(eqx.Module):
         return self.saddle_points.x
 
     @property
+    def leg_results(self) -> RESULTS | None:
+        """The `nj.RESULTS` code of each uphill leg (`uphill.result`), `None` if no legs."""
+        return None if self.uphill is None else self.uphill.result
+
+    @property
     def num_attractors(self) -> int:
         return int(self.attractor_points.x.shape[0])
 
@@ -249,10 +254,14 @@ class TransitionNetwork(eqx.Module):
         return float(jnp.min(d))
 
     def _index(self, a, name: str) -> int:
+        """An attractor given by index (a Python or NumPy/JAX integer) or by position."""
         k = self.num_attractors
         if isinstance(a, bool):
             raise ValueError(f"`TransitionNetwork.route`: `{name}` must be an index or a position.")
-        if hasattr(a, "__index__") and jnp.ndim(a) == 0:
+        is_int = isinstance(a, int) or (
+            hasattr(a, "dtype") and jnp.ndim(a) == 0 and jnp.issubdtype(a.dtype, jnp.integer)
+        )
+        if is_int:
             i = operator.index(a)
             if not -k <= i < k:
                 raise ValueError(
@@ -260,6 +269,8 @@ class TransitionNetwork(eqx.Module):
                     f"(there are {k} attractors, 0 … {k - 1})."
                 )
             return i % k
+        if jnp.ndim(a) == 0 and self.attractors.shape[1] == 1:  # a 1-D position as a number
+            a = jnp.reshape(jnp.asarray(a, self.attractors.dtype), (1,))
         return self.nearest_attractor(a)
 
     def route(self, start, end) -> Route:
@@ -657,7 +668,9 @@ def transition_network(
     scale = as_real_array(scale, "scale", where, integers=True)
     for name, v in (("center", center), ("scale", scale)):
         if v.ndim > 1:
-            raise ValueError(f"`{where}`: `{name}` must be a scalar or of shape (d,), got {v.shape}.")
+            raise ValueError(
+                f"`{where}`: `{name}` must be a scalar or of shape (d,), got {v.shape}."
+            )
     dims = {v.shape[0] for v in (center, scale) if v.ndim == 1}
     for v in (attractors, saddles):
         if v is not None and jnp.ndim(v) == 2:

@@ -285,7 +285,7 @@ def plot_network(file: pathlib.Path, net, sde, args, *, label: str = "") -> None
     for j, x in enumerate(S):
         ax.annotate(f"s{j}", (x[0], x[1] if d > 1 else 0.0), xytext=(6, -14),
                     textcoords="offset points", fontsize=10, color="C3")
-    ax.set_title(f"{label}: {len(A)} attractors, {len(S)} saddles".strip(": "))
+    ax.set_title(f"{label}: {len(A)} attractor(s), {len(S)} saddle(s)".strip(": "))
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(file, dpi=110)
