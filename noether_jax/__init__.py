@@ -59,6 +59,14 @@ from ._geometric import (
     relax as relax,
 )
 
+# Transitions between attractors: the network of attractors and saddles, routes, rates
+from ._geometric import (
+    Route as Route,
+    RouteLeg as RouteLeg,
+    TransitionNetwork as TransitionNetwork,
+    transition_network as transition_network,
+)
+
 # Charges, symmetries and Hamilton's equations
 from ._charges import (
     action_of as action_of,

@@ -24,8 +24,9 @@ from noether_jax._geometric._network import (
     _leg_rates,
     _mfpt,
     _stationary,
-    transition_network,
 )
+
+transition_network = nj.transition_network
 
 # Müller–Brown, standard parameters.
 MB_A = jnp.array([-200.0, -100.0, -170.0, 15.0])

@@ -17,3 +17,9 @@ from ._relax import (
     relax as relax,
 )
 from ._barrier import Transition as Transition, barrier as barrier
+from ._network import (
+    Route as Route,
+    RouteLeg as RouteLeg,
+    TransitionNetwork as TransitionNetwork,
+    transition_network as transition_network,
+)

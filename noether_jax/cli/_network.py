@@ -101,7 +101,7 @@ def _run(ns, file: pathlib.Path, name: str, center, scale, user_args) -> int:
     import jax
     import jax.numpy as jnp
 
-    from noether_jax._geometric._network import transition_network
+    from noether_jax import transition_network
     from noether_jax._progress import Progress
 
     from ._cases._common import jsonable

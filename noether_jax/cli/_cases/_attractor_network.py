@@ -62,7 +62,10 @@ def _solve(sde, T, n, init=None, adaptive=True):
     return minimize_action(
         sde, jnp.asarray(X0), jnp.asarray(X1), 0.0, T, n_nodes=n,
         grid_controller=AdaptiveGrid() if adaptive else None, args=WIDTH, init=init,
-        max_steps=500, throw=False,
+        # The time spent waiting at an intermediate attractor is a soft, strongly nonlinear
+        # mode (the action depends on it through exponentially small tails): Newton's
+        # steps along it are short, and a long path can need a thousand of them.
+        max_steps=2000, throw=False,
     )
 
 
