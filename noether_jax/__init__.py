@@ -64,6 +64,7 @@ from ._geometric import (
     Route as Route,
     RouteLeg as RouteLeg,
     TransitionNetwork as TransitionNetwork,
+    route_candidates as route_candidates,
     transition_network as transition_network,
 )
 

@@ -21,9 +21,10 @@ from ._sde import (
     as_grid,
     diffusion_is_spd,
 )
+from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
-from ._solution import PathSolution, finish_solution
+from ._solution import PathSolution, finish_solution, raise_if_failed
 from ._solver import BlockNewton, NewtonCG, minimal_value, solve_problem
 from ._solver import stop_gradient_arrays as _stop
 
@@ -188,6 +189,7 @@ def minimize_action(
     rtol: float | None = None,
     atol: float | None = None,
     max_steps: int = 256,
+    candidates: str | ArrayLike | None = "auto",
     throw: bool = True,
 ) -> PathSolution:
     r"""The most likely path from `x(t0) = x0` to `x(t1) = x1`: the minimiser of the
@@ -231,6 +233,21 @@ def minimize_action(
       extent, invariant to the grid and to the scale of the state). Give them to the
       solver instead when you pass one.
     - `max_steps`: maximum number of solver iterations.
+    - `candidates`: first guesses for the *global* minimum. In a multistable system the
+      most likely path of a long duration waits at attractors and climbs over saddles; the
+      solver finds the local minimum next to its first guess, so several routes are tried
+      and the lowest converged one is returned. `"auto"` (default): at the default call
+      (none of `init`, `n_nodes`, `grid`, `grid_controller` given) with concrete inputs and
+      an autonomous drift, `nj.route_candidates` builds the straight line plus one path
+      through the attractors of the region per plausible route (waiting at intermediate
+      attractors); with at most one attractor there only the straight line is solved (the
+      search costs one `nj.find_fixed_points` call). `"routes"`: the same search with any
+      grid. `"straight"` or `None`: the straight line (or `init`) only. An array
+      `(c, n_nodes, d)`: these initial paths (e.g. from `nj.route_candidates`, the way to
+      use the search under `jit`). The candidates are solved in one `jax.vmap`; `sol.stats`
+      gets `candidate_actions`, `candidate_converged` (one entry per candidate, candidate 0
+      the straight line) and `candidate_index` (the one returned). Under `jit`/`vmap`
+      `"auto"` is the straight line.
     - `throw`: raise an error if the solve fails. Use `throw=False` in batches to get each
       element's own `result` and `converged`.
 
@@ -278,8 +295,28 @@ def minimize_action(
         )
     if grid_controller is not None and grid is not None:
         raise ValueError("Give either a `grid` array or a `grid_controller`, not both.")
-    if grid is None and n_nodes is None and init is None and grid_controller is None:
+    at_defaults = (
+        grid is None and n_nodes is None and init is None and grid_controller is None
+    )
+    if at_defaults:
         grid_controller = Refine()
+    paths = None
+    if isinstance(candidates, str) and candidates not in ("auto", "routes", "straight"):
+        raise ValueError(
+            "`candidates` must be 'auto', 'routes', 'straight', None or an array of initial "
+            f"paths (c, n_nodes, d); got {candidates!r}."
+        )
+    if candidates is not None and not isinstance(candidates, str):
+        if init is not None:
+            raise ValueError("Give either `init` or `candidates` (initial paths), not both.")
+        paths = jnp.asarray(candidates)
+        if paths.ndim != 3 or paths.shape[-1] != d or paths.shape[0] < 1:
+            raise ValueError(
+                f"`candidates` must have shape (c, n_nodes, {d}), got {paths.shape}."
+            )
+        if not jnp.issubdtype(paths.dtype, jnp.floating):
+            raise ValueError(f"`candidates` must be real floats, got dtype {paths.dtype}.")
+        init = paths[0]
     adaptive = grid_controller
     if adaptive is not None:
         if isinstance(adaptive, Refine) and n_nodes is None:
@@ -311,6 +348,39 @@ def minimize_action(
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
 
-    return _minimize_action(
-        sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive
+    search = isinstance(candidates, str) and (
+        (candidates == "auto" and at_defaults) or candidates == "routes"
     )
+    if search and init is None and concrete(x0, x1, t0, t1, args):
+        paths, _ = route_candidates(sde, x0, x1, t0, t1, n_nodes=n_nodes, args=args)
+    if paths is None or paths.shape[0] == 1:
+        return _minimize_action(
+            sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive
+        )
+    return _best_of(
+        paths.astype(dtype), sde, x0, x1, t0, t1, grid, args, action, solver, max_steps,
+        throw, adaptive,
+    )
+
+
+def _best_of(paths, sde, x0, x1, t0, t1, grid, args, action, solver, max_steps, throw,
+             adaptive) -> PathSolution:
+    """Solve from each initial path (one `vmap`) and keep the lowest converged action."""
+    sols = jax.vmap(
+        lambda p: _minimize_action(
+            sde, x0, x1, t0, t1, grid, args, p, action, solver, max_steps, False, adaptive
+        )
+    )(paths)
+    values = jnp.where(sols.converged, sols.action, jnp.inf)
+    j = jnp.argmin(values)
+    # None converged: report the straight line's (failed) solve.
+    j = jnp.where(jnp.isfinite(values[j]), j, 0)
+    sol = jax.tree.map(lambda a: a[j], sols)
+    stats = dict(
+        sol.stats,
+        candidate_actions=jax.lax.stop_gradient(sols.action),
+        candidate_converged=sols.converged,
+        candidate_index=j,
+    )
+    sol = eqx.tree_at(lambda s: s.stats, sol, stats)
+    return raise_if_failed(sol) if throw else sol

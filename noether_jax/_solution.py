@@ -77,9 +77,13 @@ def finish_solution(
         stats=stats,
         functional=functional,
     )
-    if throw:
-        # On the arrays of the answer (the functional may hold a PRNG key, which the
-        # runtime check cannot carry).
-        ts, xs, S = result.error_if((sol.ts, sol.xs, sol.action), ~converged)
-        sol = eqx.tree_at(lambda s: (s.ts, s.xs, s.action), sol, (ts, xs, S))
-    return sol
+    return raise_if_failed(sol) if throw else sol
+
+
+def raise_if_failed(sol: PathSolution) -> PathSolution:
+    """Raise the solution's result message unless it converged (an `equinox` runtime error,
+    so it works the same under `jit`)."""
+    # On the arrays of the answer (the functional may hold a PRNG key, which the runtime
+    # check cannot carry).
+    ts, xs, S = sol.result.error_if((sol.ts, sol.xs, sol.action), ~sol.converged)
+    return eqx.tree_at(lambda s: (s.ts, s.xs, s.action), sol, (ts, xs, S))

@@ -23,3 +23,4 @@ from ._network import (
     TransitionNetwork as TransitionNetwork,
     transition_network as transition_network,
 )
+from ._candidates import route_candidates as route_candidates
