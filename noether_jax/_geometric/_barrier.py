@@ -64,7 +64,8 @@ class Transition(eqx.Module):
       `π(a_j) ∝ exp(−U(a_j))`, and its mean first-passage time
       `τ = Σ_k (π(a_{k−1}) k_{k−1,k})⁻¹ Σ_{j<k} π(a_j)` is dominated by the highest saddle
       measured from the deepest attractor behind it. For gradient drift `f = −∇V`,
-      `D = δI` this is `(max_k V(s_k) − min_{j<k} V(a_j))/δ`, the critical depth.
+      `D = δI` this is `max_k [V(s_k) − min_{j<k} V(a_j)]/δ`, the critical depth. It is
+      the exponent of the route's own chain; `rate` (below) is the whole network's.
 
     For one saddle (`m = 1`) both are `Ŝ(a → s)`. They differ for chains: the
     Müller–Brown transition from the deepest minimum to the middle one through the shallow
@@ -608,7 +609,8 @@ def barrier(
       computes the Bouchet–Reygner divergence integral (zeroed for gradient drifts); pass
       `"eyring-kramers"` when the drift is gradient, or its transverse part `ℓ` is
       divergence-free (e.g. `ℓ = γJ∇V` with constant antisymmetric `J`), where the two
-      formulas agree.
+      formulas agree. (The legs of a chain use `nj.transition_network`'s rates, method
+      `"auto"`.)
 
     **Returns:** an `nj.Transition` (fields and their maths there). `converged` is never
     ambiguous: `uphill_converged`, `downhill_converged`, `failed_leg`, `result` and
@@ -732,6 +734,8 @@ def barrier(
     escape_rate = _escape_rate() if want_rates else None
     if want_rates and escape_rate is None:
         note = "unavailable: this version has no `nj.escape_rate`"
+        if with_rates:
+            raise ValueError(f"`{where}`: `with_rates=True`, but rates are {note}.")
     elif escape_rate is not None:
         try:
             r = escape_rate(sde, xa, xs_, up.xs, args=args, barrier=up.action,
