@@ -13,6 +13,7 @@ each intermediate one.
 import itertools
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -42,12 +43,19 @@ def _primal(x):
 def is_autonomous(sde: SDE, t0, t1, x0, x1, args) -> bool:
     """A cheap test that the drift does not depend on time: equal at `t0`, `t1` and the mid
     time at a few points of the segment (a time-dependent drift has no fixed attractors)."""
+    return bool(_same_drift_at_three_times(sde, t0, t1, x0, x1, args))
+
+
+@eqx.filter_jit
+def _same_drift_at_three_times(sde, t0, t1, x0, x1, args):
+    # Compiled once per drift: a later call with new values neither traces nor compiles.
     pts = x0[None] + jnp.linspace(0.0, 1.0, 5, dtype=x0.dtype)[:, None] * (x1 - x0)[None]
     f = lambda t: jax.vmap(lambda x: sde.f(t, x, args))(pts)
     fa, fb, fc = f(t0), f(t1), f(0.5 * (t0 + t1))
     scale = jnp.max(jnp.abs(fa)) + jnp.finfo(x0.dtype).tiny
-    return bool((jnp.max(jnp.abs(fb - fa)) <= 1e-12 * scale)
-                & (jnp.max(jnp.abs(fc - fa)) <= 1e-12 * scale))
+    return (jnp.max(jnp.abs(fb - fa)) <= 1e-12 * scale) & (
+        jnp.max(jnp.abs(fc - fa)) <= 1e-12 * scale
+    )
 
 
 def waypoint_path(
