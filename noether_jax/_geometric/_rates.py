@@ -29,9 +29,9 @@ determinants and `∫∇·ℓ dt` do not change; only the barrier `ΔS` carries 
 Derivation: the quasi-stationary density in the basin is `C(y) e^{−V/δ}` with the transport
 equation `(∇V − ℓ)·∇C = C ∇·ℓ`, i.e. `d log C/dt = ∇·ℓ` along the uphill instanton, and the
 rate is the Eyring–Kramers rate times `C(s)/C(a)`. Direct simulation confirms it
-(`examples/rates_vs_simulation.py`, record in `examples/RATES.md`): with `∫∇·ℓ dt ≈ 0.4`
-the simulated exit times agree with `exp(+∫)` within their ~2.5% standard errors, and the
-other sign is off by a factor ≈ 2.
+(`examples/rates_vs_simulation.py`, record in `examples/RATES.md`): with `∫∇·ℓ dt ≈ 0.69`
+the simulated exit times agree with `exp(+∫)` within their 2.5% standard errors at three
+noise levels, and the other sign is off by a factor ≈ 4 (55 standard errors).
 
 **The Hessian along the instanton** (Bouchet–Reygner) solves the matrix Riccati equation of
 the Hamilton–Jacobi equation along the characteristic `ẏ = g + 2p`,
@@ -519,8 +519,9 @@ def escape_rate(
 
     **Sign of the divergence term:** `exp(+∫∇·ℓ dt)` for `f = −∇V − ℓ` (derivation in the
     module docstring; confirmed by direct simulation, `examples/rates_vs_simulation.py`,
-    where the other sign is off by `exp(2∫∇·ℓ dt) ≈ 2` at ~30 standard errors). This is
-    Bouchet–Reygner's `exp(−∫∇·ℓ dt)` with their `ℓ = −ours`.
+    where the other sign is off by `exp(2∫∇·ℓ dt) ≈ 4`, 55 standard errors; record in
+    `examples/RATES.md`). This is Bouchet–Reygner's `exp(−∫∇·ℓ dt)` with their
+    `ℓ = −ours`.
 
     **Arguments:**
 
