@@ -71,8 +71,10 @@ from ._fixed_points import classify_fixed_point
 from ._gmam import geometric_action_of
 
 _METHODS = ("auto", "eyring-kramers", "bouchet-reygner")
-# The linearisation at the attractor covers the instanton up to this node.
+# The linearisation at the attractor covers the instanton up to this node, or this fraction
+# of its (whitened chord) length if that comes first.
 _HEAD_NODE = 2
+_HEAD_FRACTION = 0.02
 
 
 class Rate(eqx.Module):
@@ -269,18 +271,18 @@ def _third_derivatives(g, ya, Qa, Ja):
     return T0 + solve(-S - op(T0))
 
 
-def _divergence_integral(
-    g, ys, Qa, Ja, Js, Gs, lam, degenerate, substeps, last_substeps, head_node
-):
+def _divergence_integral(g, ys, Qa, Ja, Js, Gs, lam, degenerate, substeps, last_substeps):
     """`∫ ∇·ℓ dt = ∫ (−∇·g − tr Q) dσ/|g|` along the instanton `ys` (whitened nodes, from
     the attractor to the saddle). Returns `(integral, ok)`.
 
-    - From the attractor to node `head_node`: the linearisation. There `Q ≈ Q_a + T·δ`
+    - From the attractor to the cut `σ_c = min(σ(node 2), 0.02 L)`: the linearisation.
+      There `Q ≈ Q_a + T·δ`
       (`δ = y − a`, `T = ∇³V(a)`), so `∇·ℓ ≈ b·δ` with `b = −∇(∇·g)(a) − tr₁₂ T`, and the
       uphill flow is `δ̇ = M δ`: the piece is `∫_{−∞} b·e^{M(t−t_c)}δ_c dt = bᵀ M⁻¹ δ_c`,
       exact to `O(|δ_c|²)`. Needed because next to a spiral attractor (complex eigenvalues
       of `M`, typical of non-gradient drifts) the instanton winds round `a` on scales the
-      nodes do not resolve, which an integral along the nodes gets wrong at `O(h)`.
+      nodes do not resolve, which an integral along the nodes gets wrong at `O(h)`. Its
+      error is `O(|δ_c|²)`: the cap `0.02 L` keeps it small on coarse node sets.
     - From there to the saddle: the stabilised Riccati equation in `τ = logit(σ/L)`, along
       the cubic Hermite curve through the nodes, from `Q_c = Q_a + T·δ_c`; its value next
       to the saddle is returned too (`∇²V(s) + O(dist)`).
@@ -307,31 +309,36 @@ def _divergence_integral(
     T = _third_derivatives(g, ya, Qa, Ja)
     grad_div = jax.grad(lambda y: jnp.trace(jax.jacfwd(g)(y)))(ya)
     b = -grad_div - jnp.einsum("iik->k", T)
-    delta_c = ys[head_node] - ya
+    n = ys.shape[0]
+    s_c = jnp.minimum(sig[min(_HEAD_NODE, n - 2)], _HEAD_FRACTION * L)
+    k_c = jnp.clip(jnp.searchsorted(sig, s_c, side="right") - 1, 0, n - 2)
+    delta_c = _hermite_on(ys, ms, sig, k_c, s_c)[0] - ya
     head = jnp.dot(b, jnp.linalg.solve(Ja + 2.0 * Qa, delta_c))
     Qc = Qa + jnp.einsum("ijk,k->ij", T, delta_c)
     Qc = 0.5 * (Qc + Qc.T)
 
-    n = ys.shape[0]
     # The grid in τ: every interval between nodes cut into `substeps` equal steps, the
     # last one (from the last node before the saddle to 1% of the last segment before it,
-    # a stretch of log(100) ≈ 4.6 in τ whatever the node spacing) into `last_substeps`.
-    # Node-aligned, so no step straddles a node (where the curve's second derivative
-    # jumps), and the counts are static whatever the node distribution.
+    # a stretch of log(100) ≈ 4.6 in τ whatever the node spacing) into `last_substeps`;
+    # the intervals (or parts) before the cut have zero width. Node-aligned, so no step
+    # straddles a node (where the curve's second derivative jumps), and the counts are
+    # static whatever the node distribution.
     tail = 0.01
-    tau_k = jnp.log(sig / (L - jnp.where(sig < L, sig, 0.0)))
+    tau_c = jnp.log(s_c / (L - s_c))
+    tau_k = jnp.log(sig[1:-1] / (L - sig[1:-1]))
     tau_end = jnp.log((L - tail * seg[-1]) / (tail * seg[-1]))
-    knots = jnp.concatenate([tau_k[head_node:-1], tau_end[None]])
-    counts = [substeps] * (n - 2 - head_node) + [last_substeps]
+    knots = jnp.concatenate([tau_c[None], jnp.maximum(tau_k, tau_c), tau_end[None]])
+    counts = [substeps] * (n - 2) + [last_substeps]
     frac = jnp.concatenate([jnp.arange(c, dtype=dtype) / c for c in counts])
-    interval = jnp.asarray([i for i, c in enumerate(counts) for _ in range(c)])  # static
-    t_lo = knots[interval] + frac * (knots[interval + 1] - knots[interval])
+    segment = jnp.asarray([i for i, c in enumerate(counts) for _ in range(c)])  # static
+    t_lo = knots[segment] + frac * (knots[segment + 1] - knots[segment])
     t_hi = jnp.concatenate([t_lo[1:], knots[-1:]])
-    segment = interval + head_node  # the Hermite segment each step lies on
 
     def local(k, tau, Q):
         sg = jax.nn.sigmoid(tau)
         s = L * sg
+        # On its own segment, and never before the cut (zero-width steps evaluate there).
+        s = jnp.clip(s, jnp.maximum(sig[k], s_c), sig[k + 1])
         y, dy = _hermite_on(ys, ms, sig, k, s)
         speed = jnp.linalg.norm(dy)  # the chord length is not exactly the arclength
         v = dy / speed
@@ -428,9 +435,8 @@ def _parts(sde, a, s, xs, args, barrier, method: str, substeps, probe_key):
     else:
         Qa = jnp.linalg.inv(Ga)
         Qa = 0.5 * (Qa + Qa.T)
-        head_node = min(_HEAD_NODE, ys.shape[0] - 2)
         div, Q1, ok = _divergence_integral(
-            g, ys, Qa, Ja, Js, Gs, lam, degenerate, substeps, 16 * substeps, head_node
+            g, ys, Qa, Ja, Js, Gs, lam, degenerate, substeps, 16 * substeps
         )
         # A saddle with eigenvalues ±λ⁺ leaves the Lyapunov equation singular, and a
         # non-gradient drift then needs the Hessian that the Riccati solution reaches.
