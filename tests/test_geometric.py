@@ -8,6 +8,7 @@ import scipy.linalg as sl
 
 import noether_jax as nj
 from helpers import fit_order
+from noether_jax._geometric._gmam import node_masses
 
 # --- linear drift: the quasipotential is ½ xᵀ G∞⁻¹ x with A G∞ + G∞ Aᵀ + 2D = 0 ----------
 
@@ -38,9 +39,12 @@ def test_linear_quasipotential(D):
     exact, _, _ = _quasipotential(A_LIN, D, X1_LIN)
     assert sol.converged
     assert abs(float(sol.action) - exact) < 1e-6 * exact
-    # The path starts at the fixed point and the nodes are equidistant in arclength.
+    # The nodes equidistribute the monitor mass (arclength in the noise metric, weighted up
+    # towards the fixed point at the start, where they are ~30 times denser).
+    mass = np.asarray(node_masses(sde, sol.xs, jnp.asarray(A_LIN)))
+    assert np.ptp(mass) < 1e-6 * mass.mean()
     seg = np.linalg.norm(np.diff(np.asarray(sol.xs), axis=0), axis=1)
-    assert np.ptp(seg) < 1e-6 * seg.mean()
+    assert seg[-1] > 10 * seg[0]
 
 
 def test_linear_time_recovery_and_momentum():
@@ -267,7 +271,9 @@ def test_barrier_3d_gradient_picks_the_connecting_saddle():
     assert bool(tr.converged)
     np.testing.assert_allclose(np.asarray(tr.saddle.x), [0.0, -1.0, -1.0], atol=1e-10)
     assert int(np.sum(np.isfinite(np.asarray(tr.candidate_barriers)))) == 1
-    assert float(tr.barrier) == pytest.approx(0.25 / 0.25, rel=2e-4)
+    # 51 nodes, a fixed grid (cheap: this test is about the saddle chosen; the defaults'
+    # accuracy is in test_geometric_refine.py): second-order error 3e-4.
+    assert float(tr.barrier) == pytest.approx(0.25 / 0.25, rel=1e-3)
 
 
 def test_barrier_refuses_points_that_are_not_attractors():

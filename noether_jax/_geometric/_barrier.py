@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from .._mesh import Refine
 from .._results import RESULTS
 from .._sde import (
     SDE,
     as_endpoints,
     as_real_array,
-    check_init_and_nodes,
     float_args_as_arrays,
     is_concrete,
 )
@@ -28,7 +28,7 @@ from ._fixed_points import (
     find_fixed_points,
     kind_name,
 )
-from ._minimize import minimize_geometric_action
+from ._minimize import geometric_grid, minimize_geometric_action
 from ._network import Route, RouteLeg, TransitionNetwork, transition_network
 from ._polish import polish_fixed_point
 from ._relax import Relaxation, leave_saddle
@@ -115,6 +115,7 @@ class Transition(eqx.Module):
       for one saddle; `network`: the `nj.TransitionNetwork` it came from, or `None`.
 
     **Properties:** `mean_exit_time` (`1/rate`: the mean time to go from `a` to `b`),
+    `error_estimate` (of each uphill leg's action, from `nj.Refine`; NaN on a fixed grid),
     `num_hops` (`m`), `legs` (a tuple of `nj.RouteLeg`, one per hop; for one saddle its
     indices refer to `(start, end)` and `saddle`), `message`.
     """
@@ -146,6 +147,13 @@ class Transition(eqx.Module):
         """`1/rate`: the mean time to go from `start` to `end` (for a chain, the mean
         first-passage time of the network's Markov chain)."""
         return 1.0 / self.rate
+
+    @property
+    def error_estimate(self) -> Float[Array, "*hops"]:
+        """The estimated discretisation error of each uphill leg's action (absolute;
+        `uphill.stats["error_estimate"]`, from `nj.Refine`), NaN on a fixed grid."""
+        est = self.uphill.stats.get("error_estimate")
+        return jnp.full_like(self.uphill.action, jnp.nan) if est is None else est
 
     @property
     def num_hops(self) -> int:
@@ -280,7 +288,8 @@ def _connections(sde, a, b, cands, args, check_rtol, batched: bool) -> _Connecti
 
 
 @eqx.filter_jit
-def _uphill_batch(sde, a, xc, connects, args, n_nodes, rtol, atol, max_steps) -> PathSolution:
+def _uphill_batch(sde, a, xc, connects, args, n_nodes, grid_controller, rtol, atol,
+                  max_steps) -> PathSolution:
     """The uphill legs to all candidates in one batch, without derivatives (they choose
     the saddle). A candidate that does not connect is replaced by one that does: the
     batch runs until its slowest member converges, and a path to a far, unconnected
@@ -289,19 +298,20 @@ def _uphill_batch(sde, a, xc, connects, args, n_nodes, rtol, atol, max_steps) ->
     first = jnp.argmax(connects)
     ends = jnp.where(connects[:, None], xc, xc[first])
     solve = lambda s: minimize_geometric_action(
-        sde, a, s, n_nodes=n_nodes, args=args, rtol=rtol, atol=atol, max_steps=max_steps,
-        throw=False,
+        sde, a, s, n_nodes=n_nodes, grid_controller=grid_controller, args=args, rtol=rtol,
+        atol=atol, max_steps=max_steps, throw=False,
     )
     return jax.vmap(solve)(ends)
 
 
-def _single_eager(sde, pa, pb, con: _Connections, args, *, n_nodes, rtol, atol, max_steps):
+def _single_eager(sde, pa, pb, con: _Connections, args, *, n_nodes, grid_controller, rtol,
+                  atol, max_steps):
     """`_single` with known values: the uphill solves only for the connecting candidates,
     one by one (one compiled solver, shared with every other solve of the system)."""
     k = con.xc.shape[0]
     solve = lambda s: minimize_geometric_action(
-        sde, pa.x, s, n_nodes=n_nodes, args=args, rtol=rtol, atol=atol, max_steps=max_steps,
-        throw=False,
+        sde, pa.x, s, n_nodes=n_nodes, grid_controller=grid_controller, args=args, rtol=rtol,
+        atol=atol, max_steps=max_steps, throw=False,
     )
     ups = {i: solve(con.xc[i]) for i in range(k) if bool(con.connects[i])}
     acts = {i: float(u.action) for i, u in ups.items()}
@@ -322,7 +332,8 @@ def _single_eager(sde, pa, pb, con: _Connections, args, *, n_nodes, rtol, atol, 
     return con.xc[j], up, down, jnp.asarray(barriers, pa.x.dtype), flags
 
 
-def _single(sde, pa, pb, con: _Connections, args, *, n_nodes, rtol, atol, max_steps):
+def _single(sde, pa, pb, con: _Connections, args, *, n_nodes, grid_controller, rtol, atol,
+            max_steps):
     """The transition over the connecting candidate of least barrier, as arrays (traced:
     under `jit`/`vmap`/`grad`), from the polished attractors `pa`, `pb` and the connection
     test `con`. Returns the saddle, the legs, the candidates' barriers and the validity
@@ -333,8 +344,8 @@ def _single(sde, pa, pb, con: _Connections, args, *, n_nodes, rtol, atol, max_st
         j = jnp.zeros((), int)
         barriers = jnp.full((1,), jnp.inf, pa.x.dtype)
     else:
-        ups = _uphill_batch(sde, pa.x, con.xc, con.connects, args, n_nodes, rtol, atol,
-                            max_steps)
+        ups = _uphill_batch(sde, pa.x, con.xc, con.connects, args, n_nodes, grid_controller,
+                            rtol, atol, max_steps)
         vals = jnp.where(con.connects & ups.converged, ups.action, jnp.inf)
         # None converged: report the lowest connecting attempt, unconverged.
         tried = jnp.where(con.connects & jnp.isfinite(ups.action), ups.action, jnp.inf)
@@ -351,8 +362,8 @@ def _single(sde, pa, pb, con: _Connections, args, *, n_nodes, rtol, atol, max_st
     ps = polish_fixed_point(sde, con.xc[j], args)
     init = None if ups is None else jax.lax.stop_gradient(ups.xs[j])
     up = minimize_geometric_action(
-        sde, pa.x, ps.x, n_nodes=n_nodes, args=args, init=init, rtol=rtol, atol=atol,
-        max_steps=max_steps, throw=False,
+        sde, pa.x, ps.x, n_nodes=n_nodes, grid_controller=grid_controller, args=args,
+        init=init, rtol=rtol, atol=atol, max_steps=max_steps, throw=False,
     )
     if k == 1:
         barriers = jnp.where(con.connects & up.converged, up.action, jnp.inf)
@@ -464,8 +475,9 @@ def _merge(points: list, tol: float) -> list:
     return out
 
 
-def _chain(sde, a, b, cands, found, args, *, center, scale, key, num_starts, n_nodes, rtol,
-           atol, max_steps, check_rtol, want_rates, rate_why) -> Transition:
+def _chain(sde, a, b, cands, found, args, *, center, scale, key, num_starts, n_nodes,
+           grid_controller, rtol, atol, max_steps, check_rtol, want_rates,
+           rate_why) -> Transition:
     """No saddle joins `a` and `b` directly: the least-action route through the network of
     attractors in the box `center ± scale` (eager)."""
     dtype = a.dtype
@@ -482,7 +494,7 @@ def _chain(sde, a, b, cands, found, args, *, center, scale, key, num_starts, n_n
     net = transition_network(
         sde, center=center, scale=scale, args=args, attractors=atts,
         saddles=cands if cands.shape[0] else jnp.zeros((0, d), dtype), n_nodes=n_nodes,
-        rtol=rtol, atol=atol, max_steps=max_steps, check_rtol=check_rtol,
+        grid_controller=grid_controller, rtol=rtol, atol=atol, max_steps=max_steps, check_rtol=check_rtol,
         with_rates=want_rates,
     )
     try:
@@ -545,13 +557,14 @@ def barrier(
     *,
     args: Any = None,
     saddles: ArrayLike | None = None,
-    n_nodes: int = 101,
+    n_nodes: int | None = None,
+    grid_controller: Refine | None = None,
     num_starts: int = 128,
     search_scale: float | None = None,
     key: PRNGKeyArray | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    max_steps: int = 500,
+    max_steps: int = 1000,
     check_rtol: float | None = None,
     with_rates: bool | None = None,
     rate_method: Literal["auto", "eyring-kramers", "bouchet-reygner"] = "auto",
@@ -598,7 +611,10 @@ def barrier(
       their midpoint, half-width `search_scale`, default 1.5 times their largest
       coordinate difference, with `num_starts` starts seeded by `key`); the same box holds
       the network of a chain.
-    - `n_nodes`, `rtol`, `atol`, `max_steps`: for the uphill solves.
+    - `n_nodes`, `grid_controller`, `rtol`, `atol`, `max_steps`: for the uphill solves
+      (`nj.minimize_geometric_action`, with its defaults: `nj.Refine()` on 101 → 201 → 401
+      nodes, so the barrier comes with `error_estimate` and is not `converged` when that
+      exceeds `1e-4` of it; `n_nodes=101` alone is a fixed grid, cheaper, no estimate).
     - `check_rtol`: tolerance of the fixed-point tests.
     - `with_rates`: `None` (default): compute the rate where possible, else NaN with the
       reason in `rate_note` (a state-dependent `D`, which the prefactor formulas do not
@@ -645,7 +661,7 @@ def barrier(
     a, b, dtype = as_endpoints(x_start, x_end, names=("x_start", "x_end"), where=where)
     d = a.shape[0]
     args = float_args_as_arrays(args, dtype)
-    _, n_nodes = check_init_and_nodes(None, n_nodes, d, default=101, where=where)
+    _, n_nodes, grid_controller = geometric_grid(None, n_nodes, grid_controller, d, where)
     want_rates, rate_why = _rates_wanted(sde, with_rates)
     concrete = all(
         is_concrete(leaf)
@@ -701,8 +717,8 @@ def barrier(
             key = jax.random.key(0) if key is None else key
         return _chain(
             sde, a, b, cands, found, args, center=center, scale=scale, key=key,
-            num_starts=num_starts, n_nodes=n_nodes, rtol=rtol, atol=atol, max_steps=max_steps,
-            check_rtol=check_rtol, want_rates=want_rates, rate_why=rate_why,
+            num_starts=num_starts, n_nodes=n_nodes, grid_controller=grid_controller, rtol=rtol,
+            atol=atol, max_steps=max_steps, check_rtol=check_rtol, want_rates=want_rates, rate_why=rate_why,
         )
 
     if cands.shape[0] == 0:
@@ -715,7 +731,8 @@ def barrier(
     pb = _polish_jit(sde, b, args)
     # Which saddles join a and b, before any uphill solve: none (known now) means a chain.
     con = _connections(sde, pa.x, pb.x, cands, args, check_rtol, batched=not concrete)
-    opts = dict(n_nodes=n_nodes, rtol=rtol, atol=atol, max_steps=max_steps)
+    opts = dict(n_nodes=n_nodes, grid_controller=grid_controller, rtol=rtol, atol=atol,
+                max_steps=max_steps)
     if concrete:
         if not bool(jnp.any(con.connects)):
             return chain()

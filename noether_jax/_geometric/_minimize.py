@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import ArrayLike
 
+from .._mesh import AdaptiveGrid, Refine
+from .._results import RESULTS
 from .._sde import (
     SDE,
     as_count,
@@ -20,12 +22,87 @@ from .._sde import (
 )
 from .._solution import PathSolution, finish_solution
 from .._solver import BlockNewton
-from ._gmam import geometric_action_of, physical_times, solve_geometric
+from .._solver import stop_gradient_arrays as _stop
+from ._gmam import bisect_curve, find_curve, geometric_action_of, physical_times, solve_geometric
+
+# The finest grid of the default `nj.Refine()`: 101 → 201 → 401 nodes. The coarsest grid
+# is solved from the straight line, which on fine grids can take thousands of steps (a
+# damped solve creeps along soft modes node by node: the 3-D rotating test family from the
+# straight line does not converge in 3000 steps at 201 nodes, and does in 364 at 101); the
+# finer grids start from the bisected coarse curve and need few steps. A fixed grid
+# (`n_nodes` or `init` given) defaults to 101 nodes.
+REFINE_N_NODES = 401
+DEFAULT_N_NODES = 101
+
+
+def geometric_grid(
+    init, n_nodes: int | None, grid_controller: Refine | None, d: int, where: str | None = None
+) -> tuple[Any, int, Refine | None]:
+    """The grid of a geometric solve from the user's options: `(init, n_nodes,
+    grid_controller)`. None of the three given: `nj.Refine()` up to `REFINE_N_NODES`; `n_nodes`
+    or `init` alone: a fixed grid; `grid_controller` with `n_nodes` as its finest grid
+    (default `REFINE_N_NODES`). Shared by every entry point that solves geometric paths
+    (`barrier`, `transition_network`), so they resolve their defaults the same way."""
+    p = "" if where is None else f"`{where}`: "
+    if isinstance(grid_controller, AdaptiveGrid):
+        raise ValueError(
+            f"{p}`nj.AdaptiveGrid` places the time nodes of `nj.minimize_action`; the nodes of "
+            "a geometric solve are always placed along the curve by its own monitor. Pass "
+            "`grid_controller=nj.Refine(...)` (error estimate) or `n_nodes` (fixed grid)."
+        )
+    if grid_controller is not None and not isinstance(grid_controller, Refine):
+        raise ValueError(
+            f"{p}`grid_controller` must be `nj.Refine(...)` or None, got {grid_controller!r}."
+        )
+    if grid_controller is None and n_nodes is None and init is None:
+        grid_controller = Refine()
+    if grid_controller is not None and n_nodes is None and init is None:
+        n_nodes = REFINE_N_NODES
+    init, n_nodes = check_init_and_nodes(init, n_nodes, d, default=DEFAULT_N_NODES, where=where)
+    if grid_controller is not None:
+        grid_controller.coarse_nodes(n_nodes)
+    return init, n_nodes, grid_controller
+
+
+def _coarse_levels(refine: Refine, sde, c0, args, solver, rtol, max_steps, max_inner_steps):
+    """The coarse grids of `nj.Refine` for a geometric solve: each solved from the previous
+    one's curve with a node added in every segment. Returns the warm start of the finest
+    grid, the action of each coarse grid, their result codes and summed steps and rounds.
+    No derivatives flow here (the finest grid is differentiated on its own)."""
+    k = 2 ** (refine.levels - 1)
+    # The initial curve is on the finest grid; the coarse nodes are among its nodes.
+    c = c0[::k]
+    actions, results = [], []
+    steps = jnp.array(0, jnp.int32)
+    rounds = jnp.array(0, jnp.int32)
+    sde_s, args_s = _stop((sde, args))
+    for _ in range(refine.levels - 1):
+        c, res, st = find_curve(
+            sde_s, c, args_s, solver=solver, rtol=rtol, max_steps=max_steps,
+            max_inner_steps=max_inner_steps,
+        )
+        actions.append(geometric_action_of(sde_s, c, args_s))
+        results.append(res)
+        steps = steps + st["num_steps"]
+        rounds = rounds + st["num_rounds"]
+        c = bisect_curve(c)
+    return jax.lax.stop_gradient(c), jnp.stack(actions), results, steps, rounds
+
+
+def _error_estimate(S, coarse):
+    """`ε ≈ |S_h − S_{2h}|/3` for a second-order action on nested grids. With a third grid
+    also `|S_{2h} − S_{4h}|/12` (equal to the first in the asymptotic regime), and the
+    larger of the two is taken, so that a grid sequence that is not yet second order (the
+    two differences not in the ratio 4) does not understate the error."""
+    err = jnp.abs(S - coarse[-1]) / 3
+    if coarse.shape[0] >= 2:
+        err = jnp.maximum(err, jnp.abs(coarse[-1] - coarse[-2]) / 12)
+    return err
 
 
 @eqx.filter_jit
 def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps,
-                        throw) -> PathSolution:
+                        throw, refine=None) -> PathSolution:
     dtype = x0.dtype
     finite_in = (
         jnp.all(jnp.isfinite(x0))
@@ -39,11 +116,17 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
     c0 = jnp.where(finite_in, init.at[0].set(x0).at[-1].set(x1), line)
     x0_safe = jnp.where(finite_in, x0, line[0])
     x1_safe = jnp.where(finite_in, x1, line[-1])
+    c0 = jax.lax.stop_gradient(c0)
+    coarse = None
+    if refine is not None and x0.shape[0] > 1:
+        c0, coarse, coarse_results, coarse_steps, coarse_rounds = _coarse_levels(
+            refine, sde, c0, args, solver, rtol, max_steps, max_inner_steps
+        )
     xs, S, result, stats = solve_geometric(
         sde,
         x0_safe,
         x1_safe,
-        jax.lax.stop_gradient(c0),
+        c0,
         args,
         solver=solver,
         rtol=rtol,
@@ -52,6 +135,32 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
     )
     xs = xs.at[0].set(x0).at[-1].set(x1)
     ts = physical_times(sde, jax.lax.stop_gradient(xs), args)
+
+    if coarse is not None:
+        S_fix = jax.lax.stop_gradient(S)
+        err = _error_estimate(S_fix, coarse)
+        stats = dict(
+            stats,
+            num_steps=stats["num_steps"] + coarse_steps,
+            num_rounds=stats["num_rounds"] + coarse_rounds,
+            error_estimate=err,
+            action_extrapolated=S_fix + (S_fix - coarse[-1]) / 3,
+            level_actions=jnp.concatenate([coarse, S_fix[None]]),
+        )
+        # A coarse grid that did not converge makes the estimate meaningless: its code is
+        # reported (the finest grid's own failure first).
+        for res in reversed(coarse_results):
+            result = RESULTS.where(result == RESULTS.successful, res, result)
+        too_coarse = ~(err <= refine.atol + refine.rtol * jnp.abs(S_fix))
+        result = RESULTS.where(
+            (result == RESULTS.successful) & too_coarse, RESULTS.grid_too_coarse, result
+        )
+    elif refine is not None:
+        # One dimension: the curve is the segment, exact on any grid.
+        zero = jnp.zeros((), dtype)
+        S_fix = jax.lax.stop_gradient(S)
+        stats = dict(stats, error_estimate=zero, action_extrapolated=S_fix,
+                     level_actions=jnp.full((refine.levels,), S_fix))
 
     spd = diffusion_is_spd(sde, None, xs, args)
     return finish_solution(ts, xs, S, result, stats, finite_in=finite_in, spd=spd, throw=throw)
@@ -63,13 +172,14 @@ def minimize_geometric_action(
     x1: ArrayLike,
     *,
     n_nodes: int | None = None,
+    grid_controller: Refine | None = None,
     args: Any = None,
     init: ArrayLike | None = None,
     solver: optx.AbstractMinimiser | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    max_steps: int = 500,
-    max_inner_steps: int = 20,
+    max_steps: int = 1000,
+    max_inner_steps: int = 200,
     throw: bool = True,
 ) -> PathSolution:
     r"""The most likely transition path from `x0` to `x1` over unbounded time: the minimiser
@@ -87,10 +197,26 @@ def minimize_geometric_action(
       `D` may be a scalar, a vector (diagonal), a full SPD matrix, or a callable of `x`
       (evaluated at the midpoint of each segment).
     - `x0`, `x1`: the endpoints, arrays of shape `(d,)`. They need not be fixed points.
-    - `n_nodes`: number of nodes including both endpoints (default 101, at least 3).
+    - `n_nodes`: number of nodes including both endpoints (at least 3): a fixed grid (one
+      solve, no error estimate), default 101 when `init` is not given either. With
+      `grid_controller=nj.Refine(...)` it is the finest grid (default 401).
+    - `grid_controller`: `nj.Refine(levels, rtol, atol)`: the curve is solved on
+      `levels` nested grids, `(n_nodes − 1)/2^{levels−1} + 1` nodes first, each finer grid
+      with a node added in every segment of the previous curve (a warm start that needs few
+      steps), and the discretisation error of the action is estimated (below). Its
+      `adapt` is not used: the nodes of a geometric solve are always placed by the monitor
+      (below).
+    - **Default** (none of `n_nodes`, `init`, `grid_controller` given): `nj.Refine()`, i.e.
+      101 → 201 → 401 nodes; the call fails with `grid_too_coarse` unless the estimated
+      error of the action is below `atol + rtol·|Ŝ|` = `1e-8 + 1e-4·|Ŝ|`. Give `n_nodes`
+      for a fixed grid (the fastest choice in large batches once you know what resolves
+      your problem).
     - `args`: passed to the drift and diffusion; differentiable (see below). Python floats
       in it are turned into arrays, so a new value does not recompile.
-    - `init`: initial curve, shape `(n_nodes, d)` (default: the straight segment).
+    - `init`: initial curve, shape `(n_nodes, d)` (default: the straight segment); with
+      `nj.Refine` it is on the finest grid and the coarse grids start from its every
+      `2^{levels−1}`-th node. Without `n_nodes` or `grid_controller` it sets a fixed grid
+      of its length.
     - `solver`: the solver of each round's normal displacements: `nj.BlockNewton()`
       (default), `nj.NewtonCG()`, `nj.LBFGS()` or any `optx.AbstractMinimiser`, exactly as
       for `nj.minimize_action`. `nj.BlockNewton(escape=...)` sets the relative length of
@@ -99,16 +225,20 @@ def minimize_geometric_action(
     - `rtol`, `atol`: tolerances of the default solver (as for `nj.minimize_action`); the
       rounds stop when one moves no node by more than `rtol ×` the path's extent, with the
       round's solve converged. Defaults `1e-8` (float64), `1e-5` (float32). Give them to
-      the solver instead when you pass one.
-    - `max_steps`: maximum total number of solver steps; `max_inner_steps`: per round.
+      the solver instead when you pass one. (The tolerance on the discretisation error is
+      `nj.Refine`'s.)
+    - `max_steps`: maximum number of solver steps on each grid; `max_inner_steps`: per
+      round (enough for a round's solve to converge: redistributing the curve while a
+      damped solve is still far from its optimum can freeze crumples into it).
     - `throw`: raise if the solve fails; `throw=False` in batches gives each element its own
       `result` and `converged`.
 
     **Returns:** an `nj.PathSolution` with
 
-    - `xs`: the curve, `Array[n_nodes, d]`, nodes equidistant in (Euclidean) arclength;
-    - `action`: the discrete geometric action `Ŝ_h` (second-order accurate in the node
-      spacing);
+    - `xs`: the curve, `Array[n_nodes, d]` (the finest grid's), nodes equidistributing the
+      monitor mass (below);
+    - `action`: the discrete geometric action `Ŝ_h` of `xs` (second-order accurate in the
+      node spacing);
     - `ts`: a physical time at the nodes, `t_0 = 0` and `dt = |dφ| / |f|` on each segment
       (at its midpoint, norms in the `D⁻¹` metric). This is the duration that minimises the
       fixed-time action of each segment, so `nj.momentum`, `nj.energy`,
@@ -116,29 +246,55 @@ def minimize_geometric_action(
       `≈ 0`. The continuum time to leave or reach a fixed point is infinite; the discrete
       one is finite (`ts[-1]` grows like `log n_nodes`); it is `inf` after a segment whose
       midpoint is a fixed point.
-    - `stats`: `num_steps` (Newton steps), `num_rounds` (arclength redistributions),
-      `shift` (the last round's largest node movement).
+    - `stats`: `num_steps` (Newton steps, all grids), `num_rounds` (redistributions, all
+      grids), `shift` (the last round's largest node movement), `grad_norm`; with
+      `nj.Refine` also `error_estimate` (of `action`, absolute), `action_extrapolated`
+      (Richardson, `Ŝ_h + (Ŝ_h − Ŝ_{2h})/3`, usually much closer to the continuum value)
+      and `level_actions` (`Ŝ` on each grid, coarsest first).
 
     **Method.** Midpoint discretisation of `Ŝ` on a polyline; the solver (damped Newton by
     default: block-tridiagonal Hessian, saddle escape) on the normal displacements of the
-    nodes, alternating with redistribution to equal arclength, until the curve stops
-    moving. The action is gauge-safe: no NaN where the curve passes through a fixed point
-    (`|f| = 0`) or has zero-length segments.
+    nodes, alternating with redistribution of the nodes along the curve, until the curve
+    stops moving. The nodes equidistribute the monitor mass `ρ dσ` (`dσ` the arclength in
+    the noise metric),
+
+    $$\rho = \sqrt{1 + \frac{F_s^2}{|f|^2 + (F_s/30)^2}},
+      \qquad F_s = \frac{1}{5}\,\frac{\int |f|\,\mathrm{d}σ}{\int \mathrm{d}σ}:$$
+
+    uniform in arclength where the drift is not slow, and with spacing `∝ |f|` (the
+    distance to the fixed point) near fixed points, down to 1/30 of the fast spacing. A path
+    that spirals out of a focus (a rotating drift) is then resolved turn by turn rather
+    than cutting across the inner turns (on a grid uniform in arclength the discrete
+    minimiser can wind the wrong number of times: errors of percents that do not go away
+    as `h²`), and a slow approach on the scale of its own distance. The action is
+    gauge-safe: no NaN where the curve passes through a fixed point (`|f| = 0`) or has
+    zero-length segments.
+
+    **Error estimate.** The monitor is a fixed function of the curve, so on nested grids
+    the action converges at second order, `Ŝ_h = Ŝ + C h² + …`, and
+
+    $$\varepsilon = \max\Big(\frac{|Ŝ_h − Ŝ_{2h}|}{3},\ \frac{|Ŝ_{2h} − Ŝ_{4h}|}{12}\Big)$$
+
+    (the second term with three or more grids; the two agree once the grids are in the
+    asymptotic regime, and the larger guards against a sequence that is not yet) estimates
+    `|Ŝ_h − Ŝ|`. A coarse grid whose solve failed is reported with its own code.
 
     **Differentiation, in both modes.** The converged curve is a stationary point of `Ŝ_h`
     in the normal displacements of its nodes; they are differentiated implicitly
     (`optx.ImplicitAdjoint`, block-tridiagonal solve) with respect to `args`, arrays in
     `sde` and the endpoints (`jax.grad`, `jax.jvp`, `jax.jacfwd`, `jax.jacrev`), the
     nodes moving normal to the curve (their sliding along it is a gauge). `sol.action`
-    uses the envelope theorem for its first derivative.
+    uses the envelope theorem for its first derivative. With `nj.Refine` the finest grid
+    is differentiated; the coarse grids and the error estimate are constants.
 
-    **Batches.** `jax.vmap` over `x0`, `x1`, `args`, `init`, with `throw=False`.
+    **Batches.** `jax.vmap` over `x0`, `x1`, `args`, `init`, with `throw=False` (every
+    element of a batch runs every grid of `nj.Refine`).
     """
     if not isinstance(sde, SDE):
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
     x0, x1, dtype = as_endpoints(x0, x1)
     d = x0.shape[0]
-    init, n_nodes = check_init_and_nodes(init, n_nodes, d, default=101)
+    init, n_nodes, grid_controller = geometric_grid(init, n_nodes, grid_controller, d)
     if init is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
         init = x0[None] + grid[:, None] * (x1 - x0)[None]
@@ -161,5 +317,6 @@ def minimize_geometric_action(
             f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
         )
     return _minimize_geometric(
-        sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, throw
+        sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, throw,
+        grid_controller,
     )

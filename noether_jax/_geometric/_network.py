@@ -14,11 +14,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from .._mesh import Refine
 from .._results import RESULTS
-from .._sde import SDE, as_real_array, check_init_and_nodes, float_args_as_arrays
+from .._sde import SDE, as_real_array, float_args_as_arrays
 from .._solution import PathSolution
 from ._fixed_points import FixedPoint, classify_fixed_point, find_fixed_points, kind_name
-from ._minimize import minimize_geometric_action
+from ._minimize import geometric_grid, minimize_geometric_action
 from ._relax import Relaxation, UnstableManifold, leave_saddle
 
 # A routing cost for a pair joined by saddles whose uphill solves all gave a non-finite
@@ -601,10 +602,11 @@ def transition_network(
     num_starts: int = 256,
     saddles: ArrayLike | None = None,
     attractors: ArrayLike | None = None,
-    n_nodes: int = 101,
+    n_nodes: int | None = None,
+    grid_controller: Refine | None = None,
     rtol: float | None = None,
     atol: float | None = None,
-    max_steps: int = 500,
+    max_steps: int = 1000,
     match_tol: float | None = None,
     check_rtol: float | None = None,
     with_rates: bool = True,
@@ -640,8 +642,11 @@ def transition_network(
       `jax.random.key(0)`, so the same call gives the same network).
     - `attractors`, `saddles`: optional `(k, d)` arrays that replace the search's
       attractors or saddles (each checked: a fixed point of index 0, resp. 1).
-    - `n_nodes`, `rtol`, `atol`, `max_steps`: for the uphill solves
-      (`nj.minimize_geometric_action`).
+    - `n_nodes`, `grid_controller`, `rtol`, `atol`, `max_steps`: for the uphill solves
+      (`nj.minimize_geometric_action`, with its defaults: `nj.Refine()` on 101 → 201 → 401
+      nodes, so each barrier carries `uphill.stats["error_estimate"]` and a leg whose
+      estimated error exceeds `1e-4` of its action is not converged; `n_nodes=101` alone
+      is a fixed grid, about 7 times cheaper and without an estimate).
     - `match_tol`: a branch of an unstable manifold reaches an attractor when it ends
       within this (Euclidean) distance of it. Default `10⁻³ · max(scale)`.
     - `check_rtol`: the tolerance of the fixed-point tests (`nj.classify_fixed_point`).
@@ -694,7 +699,7 @@ def transition_network(
         raise ValueError(f"`{where}`: `scale` must be positive and finite, got {_vec(scale)}.")
     if not bool(jnp.all(jnp.isfinite(center))):
         raise ValueError(f"`{where}`: `center` must be finite, got {_vec(center)}.")
-    _, n_nodes = check_init_and_nodes(None, n_nodes, d, default=101, where=where)
+    _, n_nodes, grid_controller = geometric_grid(None, n_nodes, grid_controller, d, where)
     args = float_args_as_arrays(args, dtype)
     tol = 1e-3 * float(jnp.max(scale)) if match_tol is None else float(match_tol)
     if not tol > 0:
@@ -768,8 +773,8 @@ def transition_network(
     leg_b = jnp.asarray([b for _, _, b in legs], dtype=int).reshape(-1)
     if n_legs:
         solve = lambda x0, x1: minimize_geometric_action(
-            sde, x0, x1, n_nodes=n_nodes, args=args, rtol=rtol, atol=atol,
-            max_steps=max_steps, throw=False,
+            sde, x0, x1, n_nodes=n_nodes, grid_controller=grid_controller, args=args,
+            rtol=rtol, atol=atol, max_steps=max_steps, throw=False,
         )
         uphill = jax.vmap(solve)(A[leg_a], sad.x[leg_s])
         actions, converged = uphill.action, uphill.converged

@@ -57,8 +57,9 @@ numbers become arrays).""",
     parser.add_argument("--num-starts", type=int, default=256, metavar="N",
                         help="starting points of the fixed-point search (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of those starts (default 0)")
-    parser.add_argument("--n-nodes", type=int, default=101, metavar="N",
-                        help="nodes of each uphill leg (default %(default)s)")
+    parser.add_argument("--n-nodes", type=int, default=None, metavar="N",
+                        help="nodes of each uphill leg on a fixed grid (default: refinement "
+                        "101 -> 201 -> 401 nodes with an error estimate per barrier)")
     parser.add_argument("--out", default="noether_jax_out", metavar="DIR",
                         help="output folder (default: %(default)s)")
     parser.add_argument("--float32", action="store_true",
@@ -87,7 +88,7 @@ def _network(ns: argparse.Namespace) -> int:
     for option in ("num_starts", "n_nodes"):
         value = getattr(ns, option)
         low = 3 if option == "n_nodes" else 1
-        if value < low:
+        if value is not None and value < low:
             raise CLIError(f"--{option.replace('_', '-')} must be at least {low}.")
     try:
         user_args = None if ns.args is None else json.loads(ns.args)
@@ -157,7 +158,8 @@ def _run(ns, file: pathlib.Path, name: str, center, scale, user_args) -> int:
         "system": label,
         "dtype": jnp.dtype(dtype).name,
         "center": c, "scale": s, "args": user_args,
-        "num_starts": ns.num_starts, "seed": ns.seed, "n_nodes": ns.n_nodes,
+        "num_starts": ns.num_starts, "seed": ns.seed,
+        "n_nodes": ns.n_nodes, "refined": ns.n_nodes is None,
         "seconds": seconds,
         "attractors": net.attractors,
         "saddles": net.saddles,
