@@ -59,7 +59,7 @@ if case in ("ms1024", "ms1", "saddle1024"):
         u = rng.uniform(-1, 1, (B, 2)); x1 = np.stack([1 + 0.3 * u[:, 0], 0.5 * u[:, 1]], 1)
     fn = jax.jit(jax.vmap(lambda b: nj.minimize_action(sde, x0, b, 0.0, 10.0, n_nodes=101,
                                                        args=10.0, throw=False)))
-    first, med, sol = timed(fn, jnp.asarray(x1), 3 if B > 1 else 10)
+    first, med, sol = timed(fn, jnp.asarray(x1), 7 if B > 1 else 50)
     value = med / B
     conv = float(jnp.mean(sol.converged))
 elif case == "rnn64":
@@ -69,11 +69,11 @@ elif case == "rnn64":
     rnn = nj.SDE(lambda t, x, W: -x + W @ jnp.tanh(x), 0.1)
     a = jnp.zeros(d).at[0].set(1.0); b = jnp.zeros(d).at[1].set(1.0)
     fn = jax.jit(lambda W: nj.minimize_action(rnn, a, b, 0.0, 5.0, n_nodes=101, args=W, throw=False))
-    first, med, sol = timed(fn, W, 5)
+    first, med, sol = timed(fn, W, 15)
     value, conv = med, float(sol.converged)
 elif case == "refine":
     fn = jax.jit(lambda b: nj.minimize_action(sde, x0, b, 0.0, 10.0, args=10.0, throw=False))
-    first, med, sol = timed(fn, jnp.array([1.0, 0.2]), 3)
+    first, med, sol = timed(fn, jnp.array([1.0, 0.2]), 10)
     value, conv = med, float(sol.converged)
 print(json.dumps(dict(value=value, converged=conv, compile=first - med)))
 '''

@@ -72,7 +72,6 @@ import lineax as lx
 import numpy as np
 
 import noether_jax as nj
-from noether_jax._geometric._rates import escape_rate
 
 jax.config.update("jax_enable_x64", True)
 
@@ -130,7 +129,7 @@ DV = float(V(S) - V(A))
 def predict(p, delta, n_nodes):
     sde = nj.SDE(drift, delta)
     sol = nj.minimize_geometric_action(sde, A, S, n_nodes=n_nodes, args=jnp.asarray(p))
-    return escape_rate(sde, A, S, sol.xs, args=jnp.asarray(p))
+    return nj.escape_rate(sde, A, S, sol.xs, args=jnp.asarray(p))
 
 
 def exact_mfpt_1d(delta, n=400001):
@@ -246,7 +245,7 @@ def main():
             delta = DV / B
             sde = nj.SDE(drift_1d, delta)
             xs = jnp.linspace(sde_pts[0], sde_pts[1], 201)
-            r = escape_rate(sde, *sde_pts, xs, barrier=DV / delta)
+            r = nj.escape_rate(sde, *sde_pts, xs, barrier=DV / delta)
             T_ex = exact_mfpt_1d(delta)
             T_ek = float(r.mean_exit_time)
             print(f"{B:6.1f} {delta:8.5f} {T_ex:14.6g} {T_ek:17.6g} "

@@ -61,9 +61,11 @@ from ._geometric import (
 
 # Transitions between attractors: the network of attractors and saddles, routes, rates
 from ._geometric import (
+    Rate as Rate,
     Route as Route,
     RouteLeg as RouteLeg,
     TransitionNetwork as TransitionNetwork,
+    escape_rate as escape_rate,
     route_candidates as route_candidates,
     transition_network as transition_network,
 )

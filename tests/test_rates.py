@@ -31,7 +31,6 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import noether_jax as nj
-from noether_jax._geometric._rates import Rate, escape_rate
 
 ROT = jnp.array([[0.0, -1.0], [1.0, 0.0]])
 A = jnp.array([-1.0, 0.0])
@@ -129,7 +128,7 @@ def test_eyring_kramers_1d_against_exact_mfpt():
     for B in (4.0, 8.0, 16.0, 32.0):
         delta = 1.0 / B
         system = nj.SDE(_drift_1d, jnp.asarray(delta))
-        r = escape_rate(system, a, s, xs, barrier=jnp.asarray(B))
+        r = nj.escape_rate(system, a, s, xs, barrier=jnp.asarray(B))
         assert r.method == "eyring-kramers"
         assert float(r.divergence_integral) == 0.0
         # V''(a) = 8, V''(s) = −4: λ⁺ = 4, det ratio 2.
@@ -144,8 +143,8 @@ def test_eyring_kramers_1d_against_exact_mfpt():
 def test_gradient_2d_prefactor_by_hand():
     k, delta = 1.5, 0.2
     system = sde(delta)
-    r = escape_rate(system, A, S, axis(), args=P(k=k))
-    assert isinstance(r, Rate) and r.method == "eyring-kramers"
+    r = nj.escape_rate(system, A, S, axis(), args=P(k=k))
+    assert isinstance(r, nj.Rate) and r.method == "eyring-kramers"
     lam, det = 4.0, (8 * 2 * k) / (4 * 2 * k)
     assert abs(float(r.unstable_eigenvalue) - lam) < 1e-10
     assert abs(float(r.determinant_ratio) - det) < 1e-10
@@ -159,7 +158,7 @@ def test_gradient_2d_prefactor_by_hand():
     # of the linearisation next to the attractor, O(|node 2 − a|²): 3.5e-4 for 101
     # equidistant nodes, 100 times less with nodes clustered at the ends.
     for graded, tol in ((False, 1e-3), (True, 1e-5)):
-        br = escape_rate(system, A, S, axis(graded=graded), args=P(k=k),
+        br = nj.escape_rate(system, A, S, axis(graded=graded), args=P(k=k),
                          method="bouchet-reygner")
         assert abs(float(br.divergence_integral)) < tol
         assert abs(float(br.prefactor) / expected - 1) < tol
@@ -172,7 +171,7 @@ def test_rotating_drift_zero_divergence_integral():
     p = P(gam=1.0, c0=1.0)
     xs, I_ref = reference_instanton(p)
     assert abs(I_ref) < 1e-8
-    r = escape_rate(sde(0.25), A, S, xs, args=p)
+    r = nj.escape_rate(sde(0.25), A, S, xs, args=p)
     assert r.method == "bouchet-reygner"
     assert abs(float(r.divergence_integral)) < 1e-3
     # The quasipotential is V/δ, as for the gradient drift: same determinant ratio; λ⁺ is
@@ -184,7 +183,7 @@ def test_rotating_drift_zero_divergence_integral():
 def test_divergence_integral_closed_form_on_axis():
     # ℓ = γ y J∇V: the instanton is the x axis and ∫∇·ℓ dt = γ.
     for gam in (0.5, -0.8):
-        r = escape_rate(sde(0.25), A, S, axis(graded=True),
+        r = nj.escape_rate(sde(0.25), A, S, axis(graded=True),
                         args=P(gam, 0.0, 1.0))
         assert r.method == "bouchet-reygner"  # ∂f is symmetric on the axis, not off it
         assert abs(float(r.divergence_integral) - gam) < 1e-5
@@ -198,7 +197,7 @@ def test_divergence_integral_curved_instanton():
     # The instanton leaves the axis and spirals out of the attractor (complex eigenvalues).
     p = P(gam=1.0, c0=1.0, c1=0.5)
     xs, I_ref = reference_instanton(p)
-    r = escape_rate(sde(0.25), A, S, xs, args=p)
+    r = nj.escape_rate(sde(0.25), A, S, xs, args=p)
     assert abs(I_ref - 0.21808) < 1e-4
     assert abs(float(r.divergence_integral) - I_ref) < 1e-3
     assert abs(float(r.determinant_ratio) - 2.0) < 1e-9
@@ -209,7 +208,7 @@ def test_anisotropic_noise():
     M = jnp.array([[1.2, 0.3], [0.3, 0.8]])
     p = P(gam=1.0, c0=1.0, c1=0.5, k=1.3, M=M.tolist())
     xs, I_ref = reference_instanton(p, graded=True)
-    rx = escape_rate(sde(1.0, M), A, S, xs, args=p, method="bouchet-reygner")
+    rx = nj.escape_rate(sde(1.0, M), A, S, xs, args=p, method="bouchet-reygner")
     # Barrier ΔV = 1 (the default barrier is the discrete one, O(h²)), determinant ratio
     # det ∇²V(a)/|det ∇²V(s)| = 2 in any coordinates, ∫∇·ℓ dt along φ̇ = M∇V − ℓ.
     assert abs(float(rx.barrier) - 1.0) < 2e-3
@@ -227,7 +226,7 @@ def test_anisotropic_noise():
         return jnp.linalg.solve(W, drift(t, W @ y, p))
 
     ys = jnp.linalg.solve(W, xs.T).T
-    ry = escape_rate(nj.SDE(drift_y, jnp.eye(2)), ys[0], ys[-1], ys, args=p,
+    ry = nj.escape_rate(nj.SDE(drift_y, jnp.eye(2)), ys[0], ys[-1], ys, args=p,
                      method="bouchet-reygner")
     for field in ("rate", "barrier", "unstable_eigenvalue", "determinant_ratio",
                   "divergence_integral"):
@@ -240,7 +239,7 @@ def test_degenerate_saddle_uses_the_instanton():
     # singular at the saddle; the Hessian comes from the Riccati solution along the path.
     p = P(gam=1.0, c0=1.0, k=2.0)
     xs, _ = reference_instanton(p)
-    r = escape_rate(sde(0.25), A, S, xs, args=p)
+    r = nj.escape_rate(sde(0.25), A, S, xs, args=p)
     assert abs(float(r.determinant_ratio) - 2.0) < 1e-3  # 16/8, not the Lyapunov "−J⁻¹" 1
     assert abs(float(r.unstable_eigenvalue) - 4 * math.sqrt(2)) < 1e-9
     assert abs(float(r.divergence_integral)) < 1e-3
@@ -252,19 +251,19 @@ def test_degenerate_saddle_uses_the_instanton():
 def test_refuses_bad_inputs():
     system = sde(0.25)
     with pytest.raises(ValueError, match="callable"):
-        escape_rate(nj.SDE(drift, lambda t, x, args: 0.25 * jnp.eye(2)), A, S, axis(),
+        nj.escape_rate(nj.SDE(drift, lambda t, x, args: 0.25 * jnp.eye(2)), A, S, axis(),
                     args=P())
     with pytest.raises(ValueError, match="not a stable fixed point"):
-        escape_rate(system, S, A, axis()[::-1], args=P())
+        nj.escape_rate(system, S, A, axis()[::-1], args=P())
     with pytest.raises(ValueError, match="not an index-1 saddle"):
-        escape_rate(system, A, jnp.array([1.0, 0.0]), jnp.linspace(A, jnp.array([1.0, 0.0]), N),
+        nj.escape_rate(system, A, jnp.array([1.0, 0.0]), jnp.linspace(A, jnp.array([1.0, 0.0]), N),
                     args=P())
     with pytest.raises(ValueError, match="not a fixed point"):
-        escape_rate(system, A, jnp.array([0.1, 0.0]), axis(), args=P())
+        nj.escape_rate(system, A, jnp.array([0.1, 0.0]), axis(), args=P())
     with pytest.raises(ValueError, match=r"uphill_xs\[0\]"):
-        escape_rate(system, A, S, axis()[::-1], args=P())
+        nj.escape_rate(system, A, S, axis()[::-1], args=P())
     with pytest.raises(ValueError, match="method"):
-        escape_rate(system, A, S, axis(), args=P(), method="kramers")
+        nj.escape_rate(system, A, S, axis(), args=P(), method="kramers")
 
 
 # --- Transformations ------------------------------------------------------------------------
@@ -275,7 +274,7 @@ def test_grad_matches_finite_differences():
     # fixed points; the nodes are held fixed.
     system = sde(0.25)
     xs = axis() + jnp.array([0.0, 0.05]) * jnp.sin(jnp.linspace(0, jnp.pi, N))[:, None]
-    f = lambda p: escape_rate(system, A, S, xs, args=p, method="bouchet-reygner").rate
+    f = lambda p: nj.escape_rate(system, A, S, xs, args=p, method="bouchet-reygner").rate
     p0 = P(gam=0.7, c0=1.0, c1=0.4, k=1.2)
     g = jax.grad(f)(p0)
     for i in (0, 2, 3):
@@ -288,11 +287,11 @@ def test_vmap_equals_loop():
     system = sde(0.25)
     xs = axis() + jnp.array([0.0, 0.05]) * jnp.sin(jnp.linspace(0, jnp.pi, N))[:, None]
     ps = jnp.stack([P(), P(0.5, 1.0, 0.0), P(0.7, 1.0, 0.4, 1.2)])
-    batched = lambda s: jax.vmap(lambda p: escape_rate(system, A, s, xs, args=p))(ps)
+    batched = lambda s: jax.vmap(lambda p: nj.escape_rate(system, A, s, xs, args=p))(ps)
     batch = batched(S)
     assert batch.method == "bouchet-reygner"  # "auto" cannot choose under vmap
     for i, p in enumerate(ps):
-        one = escape_rate(system, A, S, xs, args=p)
+        one = nj.escape_rate(system, A, S, xs, args=p)
         assert one.method == ("eyring-kramers" if i == 0 else "bouchet-reygner")
         for field in ("rate", "prefactor", "divergence_integral", "determinant_ratio"):
             u, v = float(getattr(batch, field)[i]), float(getattr(one, field))
@@ -331,7 +330,7 @@ def test_simulation_fixes_the_sign_of_the_divergence_term():
     # ≈ 0.2 and ≈ −1.4).
     B = 3.5
     p = P(0.8, 0.0, 1.0)
-    r = escape_rate(sde(1 / B), A, S, axis(), args=p, barrier=jnp.asarray(B))
+    r = nj.escape_rate(sde(1 / B), A, S, axis(), args=p, barrier=jnp.asarray(B))
     T_pred = float(r.mean_exit_time)
     dt = 0.02
     T_sim, exits = _mean_exit_time(jax.random.key(0), p, 1 / B, dt, 500,

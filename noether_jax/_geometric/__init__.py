@@ -24,3 +24,4 @@ from ._network import (
     transition_network as transition_network,
 )
 from ._candidates import route_candidates as route_candidates
+from ._rates import Rate as Rate, escape_rate as escape_rate
