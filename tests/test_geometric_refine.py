@@ -199,3 +199,22 @@ def test_grid_controller_arguments():
     with pytest.raises(ValueError, match="grid_controller"):
         nj.minimize_geometric_action(SDE2, DW_MIN, DW_SADDLE, args=jnp.zeros(2),
                                      grid_controller="refine")
+
+
+def test_fine_fixed_grid_from_the_straight_line_is_robust():
+    """A fixed grid finer than 151 nodes started from the straight line is solved on 101
+    nodes first. Before, such solves crept along soft modes node by node: at 801 nodes a
+    1e-16 change of the Müller–Brown saddle decided between converging and running out of
+    steps, and the 3-D rotating family did not converge in 3000 steps at 201 nodes. Here
+    the saddle moved by ±1e-16 gives the same converged action, in a batch."""
+    x0, x1, p, exact = CASES2["Müller–Brown"]
+    ends = jnp.stack([x1, x1 + 1e-16, x1 - 1e-16])
+    solve = lambda b: nj.minimize_geometric_action(
+        SDE2, x0, b, args=jnp.array(p), n_nodes=201, throw=False
+    )
+    sol = jax.jit(jax.vmap(solve))(ends)
+    assert bool(jnp.all(sol.converged))
+    S = np.asarray(sol.action)
+    assert np.ptp(S) < 1e-10 * S[0]
+    # 201 nodes, second order: about 4× the 401-node default's error (1.2e-5).
+    assert abs(S[0] - exact) < 1e-4 * exact

@@ -204,6 +204,20 @@ def redistribute(sde: SDE, xs: Float[Array, "n d"], args=None) -> Float[Array, "
     return reparametrise(xs, node_masses(sde, xs, args))
 
 
+def resample_curve(xs: Float[Array, "m d"], n: int) -> Float[Array, "n d"]:
+    """The polyline `xs` resampled to `n` nodes equidistant in (Euclidean) arclength, by
+    linear interpolation, endpoints kept (a warm start on another grid; the monitor then
+    places the nodes)."""
+    s = _arclength(xs)
+    total = s[-1]
+    ok = (total > 0) & jnp.isfinite(total)
+    m = xs.shape[0]
+    safe_s = jnp.where(ok, s, jnp.linspace(0.0, 1.0, m, dtype=xs.dtype))
+    target = jnp.linspace(0.0, 1.0, n, dtype=xs.dtype) * safe_s[-1]
+    new = jax.vmap(lambda col: jnp.interp(target, safe_s, col), in_axes=1, out_axes=1)(xs)
+    return new.at[0].set(xs[0]).at[-1].set(xs[-1])
+
+
 def bisect_curve(xs: Float[Array, "n d"]) -> Float[Array, "2n-1 d"]:
     """The polyline with a node added at the middle of every segment (same curve; the
     warm start of the next finer grid, with the same node density)."""

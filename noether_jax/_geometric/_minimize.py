@@ -23,7 +23,14 @@ from .._sde import (
 from .._solution import PathSolution, finish_solution
 from .._solver import BlockNewton
 from .._solver import stop_gradient_arrays as _stop
-from ._gmam import bisect_curve, find_curve, geometric_action_of, physical_times, solve_geometric
+from ._gmam import (
+    bisect_curve,
+    find_curve,
+    geometric_action_of,
+    physical_times,
+    resample_curve,
+    solve_geometric,
+)
 
 # The finest grid of the default `nj.Refine()`: 101 → 201 → 401 nodes. The coarsest grid
 # is solved from the straight line, which on fine grids can take thousands of steps (a
@@ -33,6 +40,11 @@ from ._gmam import bisect_curve, find_curve, geometric_action_of, physical_times
 # (`n_nodes` or `init` given) defaults to 101 nodes.
 REFINE_N_NODES = 401
 DEFAULT_N_NODES = 101
+# A fixed grid finer than this, started from the straight line, is first solved on
+# `DEFAULT_N_NODES` nodes (for the same reason: from the straight line, the 3-D rotating
+# family needs > 3000 steps at 201 nodes, and Müller–Brown at 801 nodes could fail or not
+# depending on a 1e-16 change of the saddle).
+PRESOLVE_ABOVE = 151
 
 
 def geometric_grid(
@@ -102,7 +114,7 @@ def _error_estimate(S, coarse):
 
 @eqx.filter_jit
 def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps,
-                        throw, refine=None) -> PathSolution:
+                        throw, refine=None, presolve=None) -> PathSolution:
     dtype = x0.dtype
     finite_in = (
         jnp.all(jnp.isfinite(x0))
@@ -118,6 +130,18 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
     x1_safe = jnp.where(finite_in, x1, line[-1])
     c0 = jax.lax.stop_gradient(c0)
     coarse = None
+    presolve_steps = presolve_rounds = jnp.array(0, jnp.int32)
+    if presolve is not None and x0.shape[0] > 1:
+        # A fine fixed grid from the straight line: solved first on `presolve` nodes (see
+        # `PRESOLVE_ABOVE`), whose curve, resampled, is the warm start.
+        sde_s, args_s = _stop((sde, args))
+        c_coarse, _, st = find_curve(
+            sde_s, resample_curve(c0, presolve), args_s, solver=solver, rtol=rtol,
+            max_steps=max_steps, max_inner_steps=max_inner_steps,
+        )
+        ok = jnp.all(jnp.isfinite(c_coarse))
+        c0 = jax.lax.stop_gradient(jnp.where(ok, resample_curve(c_coarse, n), c0))
+        presolve_steps, presolve_rounds = st["num_steps"], st["num_rounds"]
     if refine is not None and x0.shape[0] > 1:
         c0, coarse, coarse_results, coarse_steps, coarse_rounds = _coarse_levels(
             refine, sde, c0, args, solver, rtol, max_steps, max_inner_steps
@@ -135,6 +159,9 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
     )
     xs = xs.at[0].set(x0).at[-1].set(x1)
     ts = physical_times(sde, jax.lax.stop_gradient(xs), args)
+    if presolve is not None:
+        stats = dict(stats, num_steps=stats["num_steps"] + presolve_steps,
+                     num_rounds=stats["num_rounds"] + presolve_rounds)
 
     if coarse is not None:
         S_fix = jax.lax.stop_gradient(S)
@@ -197,8 +224,11 @@ def minimize_geometric_action(
       `D` may be a scalar, a vector (diagonal), a full SPD matrix, or a callable of `x`
       (evaluated at the midpoint of each segment).
     - `x0`, `x1`: the endpoints, arrays of shape `(d,)`. They need not be fixed points.
-    - `n_nodes`: number of nodes including both endpoints (at least 3): a fixed grid (one
-      solve, no error estimate), default 101 when `init` is not given either. With
+    - `n_nodes`: number of nodes including both endpoints (at least 3): a fixed grid (no
+      error estimate), default 101 when `init` is not given either. A fixed grid of more
+      than 151 nodes without `init` is first solved on 101 nodes, whose curve is the warm
+      start (from the straight line, damped Newton creeps along soft modes node by node on
+      fine grids and can run out of steps). With
       `grid_controller=nj.Refine(...)` it is the finest grid (default 401).
     - `grid_controller`: `nj.Refine(levels, rtol, atol)`: the curve is solved on
       `levels` nested grids, `(n_nodes − 1)/2^{levels−1} + 1` nodes first, each finer grid
@@ -294,7 +324,13 @@ def minimize_geometric_action(
         raise ValueError(f"`sde` must be an `nj.SDE`, got {type(sde).__name__}.")
     x0, x1, dtype = as_endpoints(x0, x1)
     d = x0.shape[0]
+    straight = init is None
     init, n_nodes, grid_controller = geometric_grid(init, n_nodes, grid_controller, d)
+    presolve = (
+        DEFAULT_N_NODES
+        if straight and grid_controller is None and n_nodes > PRESOLVE_ABOVE
+        else None
+    )
     if init is None:
         grid = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)
         init = x0[None] + grid[:, None] * (x1 - x0)[None]
@@ -318,5 +354,5 @@ def minimize_geometric_action(
         )
     return _minimize_geometric(
         sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, throw,
-        grid_controller,
+        grid_controller, presolve,
     )
