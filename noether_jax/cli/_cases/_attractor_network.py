@@ -14,6 +14,7 @@ from noether_jax import (
     find_fixed_points,
     minimize_action,
     minimize_geometric_action,
+    route_candidates,
 )
 from noether_jax._mesh import interpolate_path
 from ._common import CaseReport, Progress, out_dir
@@ -50,10 +51,20 @@ def _starts(num_random, key):
     return jnp.concatenate([grid, rand])
 
 
-def _route_init(ts, waypoints, T):
-    # A piecewise-linear first guess through the given states, with waits at each.
-    pts = jnp.asarray(waypoints)
-    return interpolate_path(ts, jnp.linspace(0.0, T, pts.shape[0]), pts)
+def _state_names(stable):
+    """Names of the four stable states by which unit is high (above the threshold `c`)."""
+    level = lambda v: "high" if v > C else "low"
+    return [f"{level(float(x[0]))}-{level(float(x[1]))}" for x in stable]
+
+
+def _describe(label, names):
+    """A candidate's label from `nj.route_candidates` in words: the attractors it waits at
+    between the endpoints' own ('straight line', 'direct', or 'via the high-high state')."""
+    if label == "straight line":
+        return label
+    idx = [int(w.split()[1]) for w in label.split(" → ") if w.startswith("attractor")]
+    mid = idx[1:-1]
+    return "direct" if not mid else "via " + ", ".join(f"{names[i]} state" for i in mid)
 
 
 def _solve(sde, T, n, init=None, adaptive=True):
@@ -118,6 +129,7 @@ def run(out=None, *, quick: bool = False, progress=None) -> CaseReport:
         (n_stable, n_saddle, n_unstable) == (4, 4, 1)
     )
     stable = fps.stable.xs
+    names = _state_names(stable)
     hh = stable[jnp.argmax(jnp.sum(stable, axis=1))]  # high-high
     ll = stable[jnp.argmin(jnp.sum(stable, axis=1))]  # low-low
     a = stable[jnp.argmin(jnp.sum((stable - jnp.asarray(X0)) ** 2, axis=1))]
@@ -130,11 +142,14 @@ def run(out=None, *, quick: bool = False, progress=None) -> CaseReport:
         progress(f"T = {T:g}: candidate first guesses")
         n0 = ns[0]
         ts0 = jnp.linspace(0.0, T, n0)
-        guesses = {"straight line": None}
-        if T > 5:
-            # Long paths may wait at an intermediate attractor: try each as a first guess.
-            guesses["via high-high state"] = _route_init(ts0, [X0, a, hh, hh, b, X1], T)
-            guesses["via low-low state"] = _route_init(ts0, [X0, a, ll, ll, b, X1], T)
+        # The library's own candidate routes (`nj.route_candidates`, what
+        # `nj.minimize_action` tries at its defaults): the straight line, the direct route
+        # between the endpoints' attractors, and a wait at each other attractor.
+        paths, labels = route_candidates(
+            sde, jnp.asarray(X0), jnp.asarray(X1), 0.0, T, n_nodes=n0, args=WIDTH,
+            attractors=stable, max_intermediate=1,
+        )
+        guesses = {_describe(lab, names): p for lab, p in zip(labels, paths)}
         cands = {k: _solve(sde, T, n0, g) for k, g in guesses.items()}
         cand_S = {k: float(s.action) for k, s in cands.items()}
         ok = [k for k, s in cands.items() if bool(s.converged)]
@@ -251,7 +266,7 @@ def _markdown(nb, fig, quick):
         )
     lines += [
         "",
-        "First guesses for T = 40 and their converged actions: "
+        "First guesses for T = 40 (`nj.route_candidates`) and their converged actions: "
         + ", ".join(f"{k}: {v:.5f}" for k, v in t40["candidates"].items())
         + f" (chosen: {t40['chosen']}). The slow path waits "
         f"{t40['time_near_high_high']:.1f} time units within 0.05 of the high-high state "
