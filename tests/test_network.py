@@ -98,6 +98,7 @@ def test_muller_brown_attractors_saddles_barriers(mb):
     # Each saddle joins its two neighbours: s0 the deep and the shallow minimum, s1 the
     # shallow and the middle one.
     assert sorted(mb.joins[0].tolist()) == [0, 1] and sorted(mb.joins[1].tolist()) == [1, 2]
+    assert "±" in mb.table()
     assert mb.join_notes == ("", "")
     assert bool(jnp.all(mb.leg_converged)) and mb.leg_actions.shape == (4,)
     # Barriers: (V(s) − V(a))·c/δ, from the exact fixed points.
@@ -105,7 +106,7 @@ def test_muller_brown_attractors_saddles_barriers(mb):
     B = np.asarray(mb.barriers)
     # At the defaults (`nj.Refine()`, 101 → 201 → 401 nodes) each leg is within 1e-4 of the
     # exact barrier, and its error estimate is honest (within a factor 10 of the error).
-    est = np.asarray(mb.uphill.stats["error_estimate"])
+    est = np.asarray(mb.leg_error_estimates)
     for i, j, s in ((0, 1, 0), (1, 0, 0), (1, 2, 1), (2, 1, 1)):
         exact = c * (_V(S[s]) - _V(A[i])) / MB_DELTA
         assert B[i, j] == pytest.approx(exact, rel=1e-4), (i, j)

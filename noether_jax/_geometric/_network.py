@@ -140,7 +140,8 @@ class TransitionNetwork(eqx.Module):
       one batch: `leg_attractor`, `leg_saddle`, `leg_target` (`Int[n_legs]`: from, over, to),
       `uphill` (an `nj.PathSolution` with a leading axis `n_legs`, or `None` if no saddle
       joins two attractors), `leg_actions`, `leg_converged`, `leg_rates` (the escape rate of
-      each leg, NaN where unknown or the leg failed) and `leg_prefactors`.
+      each leg, NaN where unknown or the leg failed) and `leg_prefactors`; the property
+      `leg_error_estimates` (each leg's estimated discretisation error, NaN on a fixed grid).
     - `barriers`: `Float[k, k]`, `B_ij` as above: `inf` where no saddle joins `i` and `j`
       (and on the diagonal), NaN where the uphill solve of the saddle achieving the
       minimum did not converge. `saddle_of[i, j]`: that saddle (`−1` if none);
@@ -382,6 +383,15 @@ class TransitionNetwork(eqx.Module):
 
     # -- printing ----------------------------------------------------------------------
 
+    @property
+    def leg_error_estimates(self) -> Float[Array, " n_legs"]:
+        """The estimated discretisation error of each uphill leg's action (absolute;
+        `uphill.stats["error_estimate"]`, from `nj.Refine`), NaN on a fixed grid."""
+        if self.uphill is None:
+            return jnp.zeros((0,), self.leg_actions.dtype)
+        est = self.uphill.stats.get("error_estimate")
+        return jnp.full_like(self.leg_actions, jnp.nan) if est is None else est
+
     def table(self) -> str:
         """A printable summary: attractors (with occupations), saddles (what they join, the
         uphill actions from both sides), and the matrices of barriers, rates and mean
@@ -406,10 +416,12 @@ class TransitionNetwork(eqx.Module):
                  _num(occ[i]))
             )
         lines += _columns(rows)
-        lines += ["", "saddles (uphill action Ŝ from each attractor it joins)"]
+        lines += ["", "saddles (uphill action Ŝ from each attractor it joins, ± its estimated "
+                  "discretisation error)"]
         rows = [("#", "x", "joins", "Ŝ from first", "Ŝ from second", "note")]
         acts = self.leg_actions.tolist()
         conv = self.leg_converged.tolist()
+        est = self.leg_error_estimates.tolist()
         by_pair = {
             (a, s): l
             for l, (a, s) in enumerate(zip(self.leg_attractor.tolist(), self.leg_saddle.tolist()))
@@ -422,7 +434,8 @@ class TransitionNetwork(eqx.Module):
                 if l is None:
                     cells.append("—")
                 else:
-                    cells.append(_num(acts[l]) + ("" if conv[l] else " (not converged)"))
+                    pm = "" if math.isnan(est[l]) else f" ± {est[l]:.1e}"
+                    cells.append(_num(acts[l]) + pm + ("" if conv[l] else " (not converged)"))
             joins = f"{i} ↔ {j}" if i >= 0 else "nothing"
             rows.append((str(s), _vec(self.saddles[s]), joins, *cells, self.join_notes[s]))
         lines += _columns(rows) if m else ["  (none)"]
