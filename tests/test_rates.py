@@ -174,6 +174,8 @@ def test_rotating_drift_zero_divergence_integral():
     r = nj.escape_rate(sde(0.25), A, S, xs, args=p)
     assert r.method == "bouchet-reygner"
     assert abs(float(r.divergence_integral)) < 1e-3
+    # The self-check: the Riccati solution reaches the saddle's own ∇²V(s).
+    assert float(r.saddle_hessian_mismatch) < 1e-5
     # The quasipotential is V/δ, as for the gradient drift: same determinant ratio; λ⁺ is
     # the positive eigenvalue of ∂f(s) = [[4, 2γ], [4γ, −2]].
     assert abs(float(r.determinant_ratio) - 2.0) < 1e-9
@@ -272,10 +274,11 @@ def test_refuses_bad_inputs():
 def test_grad_matches_finite_differences():
     # Parameters that move the drift (rotation, its gradient, the y curvature) but not the
     # fixed points; the nodes are held fixed.
+    # (The instanton of p0: on another path the Bouchet–Reygner self-check refuses it.)
     system = sde(0.25)
-    xs = axis() + jnp.array([0.0, 0.05]) * jnp.sin(jnp.linspace(0, jnp.pi, N))[:, None]
-    f = lambda p: nj.escape_rate(system, A, S, xs, args=p, method="bouchet-reygner").rate
     p0 = P(gam=0.7, c0=1.0, c1=0.4, k=1.2)
+    xs, _ = reference_instanton(p0)
+    f = lambda p: nj.escape_rate(system, A, S, xs, args=p, method="bouchet-reygner").rate
     g = jax.grad(f)(p0)
     for i in (0, 2, 3):
         h = 1e-5
@@ -285,13 +288,16 @@ def test_grad_matches_finite_differences():
 
 def test_vmap_equals_loop():
     system = sde(0.25)
-    xs = axis() + jnp.array([0.0, 0.05]) * jnp.sin(jnp.linspace(0, jnp.pi, N))[:, None]
     ps = jnp.stack([P(), P(0.5, 1.0, 0.0), P(0.7, 1.0, 0.4, 1.2)])
-    batched = lambda s: jax.vmap(lambda p: nj.escape_rate(system, A, s, xs, args=p))(ps)
+    xss = jnp.stack([reference_instanton(p)[0] for p in ps])  # each p's own instanton
+    batched = lambda s: jax.vmap(
+        lambda p, xs: nj.escape_rate(system, A, s, xs, args=p)
+    )(ps, xss)
     batch = batched(S)
     assert batch.method == "bouchet-reygner"  # "auto" cannot choose under vmap
+    assert bool(jnp.all(jnp.isfinite(batch.rate)))
     for i, p in enumerate(ps):
-        one = nj.escape_rate(system, A, S, xs, args=p)
+        one = nj.escape_rate(system, A, S, xss[i], args=p)
         assert one.method == ("eyring-kramers" if i == 0 else "bouchet-reygner")
         for field in ("rate", "prefactor", "divergence_integral", "determinant_ratio"):
             u, v = float(getattr(batch, field)[i]), float(getattr(one, field))
@@ -337,3 +343,32 @@ def test_simulation_fixes_the_sign_of_the_divergence_term():
                                    int(1.5 * T_pred / dt))
     assert int(exits) > 300
     assert -0.2 < math.log(float(T_sim) / T_pred) < 0.45
+
+
+def test_bouchet_reygner_self_check_refuses_an_untrusted_integral():
+    """A 2-unit CTRNN `f = −x + W tanh(x) + b` with a weak rotation in `W`: along its
+    instanton the Riccati solution for ∇²V does not reach the saddle's own ∇²V(s) (a 5%
+    mismatch; the divergence integral, −1.4 / −2.0 / −2.4 at 101 / 201 / 401 nodes, does
+    not converge, and simulation (examples/RATES.md) rejects the resulting rate by e^3–e^4).
+    The rate is then NaN, not a number that looks right; without rotation (gradient) the
+    same path passes the check."""
+    b = jnp.array([0.1, 0.05])
+    drift_c = lambda t, x, W: -x + W @ jnp.tanh(x) + b
+    system = nj.SDE(drift_c, 1.0)
+
+    def root(x, W):
+        for _ in range(40):
+            x = x - jnp.linalg.solve(jax.jacfwd(lambda y: drift_c(0, y, W))(x), drift_c(0, x, W))
+        return x
+
+    for g, trusted in ((0.0, True), (0.05, False)):
+        W = jnp.array([[2.5, -g], [g, 2.5]])
+        a, s = root(jnp.array([2.4, 2.4]), W), root(jnp.array([2.5, 0.0]), W)
+        sol = nj.minimize_geometric_action(system, a, s, args=W, n_nodes=101)
+        r = nj.escape_rate(system, a, s, sol.xs, args=W, method="bouchet-reygner")
+        m = float(r.saddle_hessian_mismatch)
+        if trusted:
+            assert m < 1e-5 and math.isfinite(float(r.rate))
+        else:
+            assert m > 2e-2
+            assert math.isnan(float(r.rate)) and math.isnan(float(r.prefactor))

@@ -767,7 +767,8 @@ def barrier(
             method = r.method
             note = (
                 f"{r.method} (nj.escape_rate) over the saddle chosen, at the SDE's noise "
-                "level; NaN if the uphill leg did not converge"
+                "level; NaN if the uphill leg did not converge or the Bouchet–Reygner "
+                "self-check failed (`Rate.saddle_hessian_mismatch` > 1%)"
             )
 
     tr = Transition(

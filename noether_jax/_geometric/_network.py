@@ -880,6 +880,13 @@ def _leg_rates(sde, A, S, legs, uphill, actions, converged, args, dtype, with_ra
                 r = escape_rate(sde, A[a], S[s], uphill.xs[l], args=args, barrier=actions[l])
             except ValueError as e:
                 problems.append(f"leg {l}: {e}")
+        if r is not None and not math.isfinite(float(r.rate)):
+            m = float(r.saddle_hessian_mismatch)
+            problems.append(
+                f"leg {l}: Bouchet–Reygner self-check failed (the Riccati ∇²V next to the "
+                f"saddle is off by {m:.1%}; the rate is not trusted)"
+                if m > 1e-2 else f"leg {l}: the rate's integration failed"
+            )
         rates.append(jnp.nan if r is None else r.rate)
         prefs.append(jnp.nan if r is None else r.prefactor)
         if r is not None:
