@@ -5,6 +5,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 import optimistix as optx
+from jax.custom_batching import custom_vmap
 from jaxtyping import Array, Bool, Float
 
 from .._problem import AbstractPathProblem
@@ -28,6 +29,21 @@ def ratio_test(S_old, S_new, pred, ok) -> tuple[Bool[Array, ""], Float[Array, ""
     rho = jnp.where(tiny, 1.0, actual / jnp.where(pred > 0, pred, 1.0))
     accept = ok & jnp.where(tiny, actual >= -roundoff, rho > 1e-4)
     return accept, rho
+
+
+@custom_vmap
+def any_in_batch(x: Bool[Array, "..."]) -> Bool[Array, ""]:
+    """`jnp.any(x)`, and under `vmap` the same over the whole batch: the result is never
+    batched. As the predicate of a `lax.cond` it keeps a real conditional under `vmap`
+    (a batched predicate turns the `cond` into a select that runs both branches, loops
+    included, in every step), taking the branch when any element of the batch needs it.
+    The branch must then give the right result for elements that do not need it."""
+    return jnp.any(x)
+
+
+@any_in_batch.def_vmap
+def _any_in_batch_vmap(axis_size, in_batched, x):
+    return jnp.any(x), False
 
 
 def as_problem(args, solver) -> AbstractPathProblem:

@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._linalg import _blocktri, generic_vector
 from .._results import RESULTS
-from ._base import AbstractPathSolver, as_problem, default_tol, ratio_test
+from ._base import AbstractPathSolver, any_in_batch, as_problem, default_tol, ratio_test
 
 
 class _NewtonState(eqx.Module):
@@ -195,7 +195,10 @@ class BlockNewton(AbstractPathSolver):
         lam_eff = jnp.where(pending, sigma0, state.lam)
         eye_s = _scaled_eye(state.diag)
         chols, pd = _blocktri.cholesky(state.diag + lam_eff * eye_s, state.off)
-        delta_n = -_blocktri.cho_solve(chols, state.off, state.g)
+        # One pass of the block solve for both right-hand sides: the Newton step and one
+        # step of inverse iteration (below) share the factorisation.
+        solves = _blocktri.cho_solve(chols, state.off, jnp.stack([state.g, state.v], axis=-1))
+        delta_n, w = -solves[..., 0], solves[..., 1]
         ell = problem.scale(y)
         tol_S = atol + rtol * jnp.abs(state.S)
         step_tol = jnp.maximum(rtol * ell, 64 * eps * ell)
@@ -213,15 +216,21 @@ class BlockNewton(AbstractPathSolver):
         # Hessian. Find the negative direction (rare: only then do these loops run).
         indefinite = pending & ~pd
         # `cond`, not just loops with zero trips: on CPU even empty loops cost a visible
-        # share of a small step (under `vmap` it becomes a select and the loops gate).
-        no_neg, v_neg, delta_reg, sigma = jax.lax.cond(
-            jnp.any(indefinite),
-            lambda: self._negative_direction(
+        # share of a small step, and XLA hoists their loop-invariant work (the final solve)
+        # out of them. Its predicate stays unbatched under `vmap` (`any_in_batch`), so the
+        # branch runs only in steps where some element of the batch is indefinite; there
+        # the loops gate on each element's `indefinite`.
+        def search():
+            no_neg, v_neg, delta_reg, sigma = self._negative_direction(
                 state.g, state.diag, state.off, state.v, indefinite
-            ),
-            lambda: (jnp.array(True), state.v, jnp.zeros_like(state.g), sigma0),
+            )
+            return no_neg, v_neg, -0.5 * jnp.sum(state.g * delta_reg), sigma
+
+        no_neg, v_neg, decrement_reg, sigma = jax.lax.cond(
+            any_in_batch(indefinite),
+            search,
+            lambda: (jnp.array(True), state.v, jnp.zeros((), dt), sigma0),
         )
-        decrement_reg = -0.5 * jnp.sum(state.g * delta_reg)
         singular_ok = indefinite & no_neg & (
             (decrement_reg <= tol_S) | (decrement_reg <= roundoff)
         )
@@ -239,7 +248,6 @@ class BlockNewton(AbstractPathSolver):
         # on the damped factorisation, one solve per step warm-started from the last step's
         # vector, tracks the most negative direction of H; step along it, downhill, with a
         # length that shrinks as the damping grows (the ratio test then decides).
-        w = _blocktri.cho_solve(chols, state.off, state.v)
         v = w / jnp.sqrt(jnp.sum(w * w))
         v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
         curv = jnp.sum(v * _blocktri.matvec(state.diag, state.off, v))
