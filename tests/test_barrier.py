@@ -19,22 +19,15 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import muller_brown
 from noether_jax._geometric._barrier import _failure, _rates_wanted
 
-# Müller–Brown, standard parameters.
-MB_A = jnp.array([-200.0, -100.0, -170.0, 15.0])
-MB_a = jnp.array([-1.0, -1.0, -6.5, 0.7])
-MB_b = jnp.array([0.0, 0.0, 11.0, 0.6])
-MB_c = jnp.array([-10.0, -10.0, -6.5, 0.7])
-MB_X0 = jnp.array([1.0, 0.0, -0.5, -1.0])
-MB_Y0 = jnp.array([0.0, 0.5, 1.5, 1.0])
 ROT = jnp.array([[0.0, 1.0], [-1.0, 0.0]])
 
 
 def potential(z, p):
     _, _, w, k4, beta, kappa, mu = p
-    dx, dy = z[0] - MB_X0, z[1] - MB_Y0
-    mb = jnp.sum(MB_A * jnp.exp(MB_a * dx**2 + MB_b * dx * dy + MB_c * dy**2))
+    mb = muller_brown(z)
     x, y = z[0], z[1]
     return w * mb + k4 * (x**2 - 1) ** 2 / 4 + beta * x + 0.5 * kappa * (y - mu * x**2) ** 2
 

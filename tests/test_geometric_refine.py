@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import muller_brown
 
 DELTA = 0.5
 TOL = 1e-4  # what the tests demand of the action (the default `nj.Refine` tolerance)
@@ -32,12 +33,6 @@ def _v_double_well(x):
     return (x[0] ** 2 - 1) ** 2 / 4 + (x[1] - 0.5 * x[0] ** 2) ** 2
 
 
-_MB_A = np.array([-200.0, -100.0, -170.0, 15.0])
-_MB_a = np.array([-1.0, -1.0, -6.5, 0.7])
-_MB_b = np.array([0.0, 0.0, 11.0, 0.6])
-_MB_c = np.array([-10.0, -10.0, -6.5, 0.7])
-_MB_x = np.array([1.0, 0.0, -0.5, -1.0])
-_MB_y = np.array([0.0, 0.5, 1.5, 1.0])
 # Müller–Brown scaled by 1/20, so that `D = δ = 1/2` stands for `D = 10` on the usual
 # scale (the geometric action depends on `f` and `D` only through `f/D`'s direction and
 # `|f|_D |φ'|_D`, both invariant under scaling `f` and `D` together).
@@ -45,8 +40,7 @@ _MB_SCALE = 20.0
 
 
 def _v_muller_brown(x):
-    dx, dy = x[0] - _MB_x, x[1] - _MB_y
-    return jnp.sum(_MB_A * jnp.exp(_MB_a * dx**2 + _MB_b * dx * dy + _MB_c * dy**2)) / _MB_SCALE
+    return muller_brown(x) / _MB_SCALE
 
 
 _J2 = jnp.array([[0.0, 1.0], [-1.0, 0.0]])

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import muller_brown
 from noether_jax._geometric._network import (
     _barrier_matrices,
     _leg_rates,
@@ -28,20 +29,11 @@ from noether_jax._geometric._network import (
 
 transition_network = nj.transition_network
 
-# Müller–Brown, standard parameters.
-MB_A = jnp.array([-200.0, -100.0, -170.0, 15.0])
-MB_a = jnp.array([-1.0, -1.0, -6.5, 0.7])
-MB_b = jnp.array([0.0, 0.0, 11.0, 0.6])
-MB_c = jnp.array([-10.0, -10.0, -6.5, 0.7])
-MB_X0 = jnp.array([1.0, 0.0, -0.5, -1.0])
-MB_Y0 = jnp.array([0.0, 0.5, 1.5, 1.0])
 
 
 def potential(z, p):
     """`w · V_MB(x, y) + P_x(x) + P_y(y)`, the polynomials' coefficients highest first."""
-    dx, dy = z[0] - MB_X0, z[1] - MB_Y0
-    mb = jnp.sum(MB_A * jnp.exp(MB_a * dx**2 + MB_b * dx * dy + MB_c * dy**2))
-    return p["w"] * mb + jnp.polyval(p["px"], z[0]) + jnp.polyval(p["py"], z[1])
+    return p["w"] * muller_brown(z) + jnp.polyval(p["px"], z[0]) + jnp.polyval(p["py"], z[1])
 
 
 def drift(t, z, p):

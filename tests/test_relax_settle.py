@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import MB_a, MB_b, MB_c, muller_brown_terms
 
 EPS = float(jnp.finfo(jnp.float64).eps)
 EPS32 = float(jnp.finfo(jnp.float32).eps)
@@ -108,19 +109,10 @@ def test_leave_rotated_saddle_with_slow_direction():
 # ---------------------------------------------------------------------------------------------
 # (c) Müller–Brown.
 
-MB_A = jnp.array([-200.0, -100.0, -170.0, 15.0])
-MB_a = jnp.array([-1.0, -1.0, -6.5, 0.7])
-MB_b = jnp.array([0.0, 0.0, 11.0, 0.6])
-MB_c = jnp.array([-10.0, -10.0, -6.5, 0.7])
-MB_X0 = jnp.array([1.0, 0.0, -0.5, -1.0])
-MB_Y0 = jnp.array([0.0, 0.5, 1.5, 1.0])
-
-
 def _mueller_brown(t, x, k):
     # f = −k ∇V, V = Σ A_i exp(a_i dx² + b_i dx dy + c_i dy²), with the gradient written out
     # (smaller to compile than `jax.grad` under the Jacobians of the stop test).
-    dx, dy = x[0] - MB_X0, x[1] - MB_Y0
-    e = MB_A * jnp.exp(MB_a * dx**2 + MB_b * dx * dy + MB_c * dy**2)
+    e, dx, dy = muller_brown_terms(x)
     gx = jnp.sum(e * (2 * MB_a * dx + MB_b * dy))
     gy = jnp.sum(e * (MB_b * dx + 2 * MB_c * dy))
     return -k * jnp.stack([gx, gy])
