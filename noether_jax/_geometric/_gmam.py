@@ -116,25 +116,31 @@ def _arclength(xs):
 
 
 def reparametrise(
-    xs: Float[Array, "n d"], masses: Float[Array, " n-1"] | None = None
+    xs: Float[Array, "m d"],
+    masses: Float[Array, " m-1"] | None = None,
+    *,
+    n: int | None = None,
 ) -> Float[Array, "n d"]:
     """Redistribute the nodes of a polyline so that every segment carries the same share of
     `masses` (one non-negative number per segment, spread evenly along it; default: the
     Euclidean length, i.e. equal arclength), by linear interpolation. The endpoints stay
-    put. An equidistributed polyline is returned unchanged (to round-off); so is a
-    polyline whose total mass is zero or not finite."""
-    n = xs.shape[0]
+    put. `n`: the number of nodes of the result (default: as many as `xs`).
+
+    With `n` unchanged, an equidistributed polyline is returned unchanged (to round-off),
+    and so is a polyline whose total mass is zero or not finite; with another `n`, such a
+    polyline is resampled at equal steps of its node index."""
+    m = xs.shape[0]
+    n = m if n is None else n
     if masses is None:
         masses = jnp.diff(_arclength(xs))
     W = jnp.concatenate([jnp.zeros((1,), xs.dtype), jnp.cumsum(masses)])
     total = W[-1]
     ok = (total > 0) & jnp.isfinite(total)
-    uniform = jnp.linspace(0.0, 1.0, n, dtype=xs.dtype)
-    target = uniform * jnp.where(ok, total, 1.0)
-    safe_W = jnp.where(ok, W, uniform)
+    target = jnp.linspace(0.0, 1.0, n, dtype=xs.dtype) * jnp.where(ok, total, 1.0)
+    safe_W = jnp.where(ok, W, jnp.linspace(0.0, 1.0, m, dtype=xs.dtype))
     new = jax.vmap(lambda col: jnp.interp(target, safe_W, col), in_axes=1, out_axes=1)(xs)
     new = new.at[0].set(xs[0]).at[-1].set(xs[-1])
-    return jnp.where(ok, new, xs)
+    return jnp.where(ok, new, xs) if n == m else new
 
 
 # The monitor (`node_masses`): below a fifth of the drift's mean size along the curve the
@@ -202,20 +208,6 @@ def node_masses(sde: SDE, xs: Float[Array, "n d"], args=None) -> Float[Array, " 
 def redistribute(sde: SDE, xs: Float[Array, "n d"], args=None) -> Float[Array, "n d"]:
     """The nodes of `xs` moved along the polyline to equidistribute `node_masses`."""
     return reparametrise(xs, node_masses(sde, xs, args))
-
-
-def resample_curve(xs: Float[Array, "m d"], n: int) -> Float[Array, "n d"]:
-    """The polyline `xs` resampled to `n` nodes equidistant in (Euclidean) arclength, by
-    linear interpolation, endpoints kept (a warm start on another grid; the monitor then
-    places the nodes)."""
-    s = _arclength(xs)
-    total = s[-1]
-    ok = (total > 0) & jnp.isfinite(total)
-    m = xs.shape[0]
-    safe_s = jnp.where(ok, s, jnp.linspace(0.0, 1.0, m, dtype=xs.dtype))
-    target = jnp.linspace(0.0, 1.0, n, dtype=xs.dtype) * safe_s[-1]
-    new = jax.vmap(lambda col: jnp.interp(target, safe_s, col), in_axes=1, out_axes=1)(xs)
-    return new.at[0].set(xs[0]).at[-1].set(xs[-1])
 
 
 def bisect_curve(xs: Float[Array, "n d"]) -> Float[Array, "2n-1 d"]:

@@ -28,7 +28,7 @@ from ._gmam import (
     find_curve,
     geometric_action_of,
     physical_times,
-    resample_curve,
+    reparametrise,
     solve_geometric,
 )
 
@@ -136,11 +136,11 @@ def _minimize_geometric(sde, x0, x1, args, init, solver, rtol, max_steps, max_in
         # `PRESOLVE_ABOVE`), whose curve, resampled, is the warm start.
         sde_s, args_s = _stop((sde, args))
         c_coarse, _, st = find_curve(
-            sde_s, resample_curve(c0, presolve), args_s, solver=solver, rtol=rtol,
+            sde_s, reparametrise(c0, n=presolve), args_s, solver=solver, rtol=rtol,
             max_steps=max_steps, max_inner_steps=max_inner_steps,
         )
         ok = jnp.all(jnp.isfinite(c_coarse))
-        c0 = jax.lax.stop_gradient(jnp.where(ok, resample_curve(c_coarse, n), c0))
+        c0 = jax.lax.stop_gradient(jnp.where(ok, reparametrise(c_coarse, n=n), c0))
         presolve_steps, presolve_rounds = st["num_steps"], st["num_rounds"]
     if refine is not None and x0.shape[0] > 1:
         c0, coarse, coarse_results, coarse_steps, coarse_rounds = _coarse_levels(
