@@ -31,6 +31,7 @@ from ._fixed_points import (
 from ._minimize import geometric_grid, minimize_geometric_action
 from ._network import Route, RouteLeg, TransitionNetwork, transition_network
 from ._polish import polish_fixed_point
+from ._rates import escape_rate
 from ._relax import Relaxation, leave_saddle
 
 _RATE_METHODS = ("auto", "eyring-kramers", "bouchet-reygner")
@@ -429,14 +430,6 @@ def _rates_wanted(sde, with_rates) -> tuple[bool, str]:
     return True, ""
 
 
-def _escape_rate():
-    try:
-        from ._rates import escape_rate
-    except ImportError:  # a checkout without the rates module: barriers still work
-        return None
-    return escape_rate
-
-
 # ---------------------------------------------------------------------------------------
 # Chains: the least-action route through the network of attractors.
 
@@ -748,12 +741,7 @@ def barrier(
 
     rate = prefactor = jnp.asarray(jnp.nan, dtype)
     method, note = "none", rate_why
-    escape_rate = _escape_rate() if want_rates else None
-    if want_rates and escape_rate is None:
-        note = "unavailable: this version has no `nj.escape_rate`"
-        if with_rates:
-            raise ValueError(f"`{where}`: `with_rates=True`, but rates are {note}.")
-    elif escape_rate is not None:
+    if want_rates:
         try:
             r = escape_rate(sde, xa, xs_, up.xs, args=args, barrier=up.action,
                             method=rate_method)

@@ -20,6 +20,7 @@ from .._sde import SDE, as_real_array, float_args_as_arrays
 from .._solution import PathSolution
 from ._fixed_points import FixedPoint, classify_fixed_point, find_fixed_points, kind_name
 from ._minimize import geometric_grid, minimize_geometric_action
+from ._rates import escape_rate
 from ._relax import Relaxation, UnstableManifold, leave_saddle
 
 # A routing cost for a pair joined by saddles whose uphill solves all gave a non-finite
@@ -866,10 +867,6 @@ def _leg_rates(sde, A, S, legs, uphill, actions, converged, args, dtype, with_ra
             "unavailable: the prefactor formulas assume a constant D, and this system's D "
             "depends on the state"
         )
-    try:
-        from ._rates import escape_rate
-    except ImportError:  # a checkout without the rates module: the rest still works
-        return nan, nan, "unavailable: this version has no `escape_rate`"
     rates, prefs, methods, problems = [], [], set(), []
     for l, (a, s, _) in enumerate(legs):
         r = None
