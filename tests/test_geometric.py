@@ -232,8 +232,8 @@ def test_bad_inputs():
     sol = nj.minimize_geometric_action(bad, A_MS, S_MS, n_nodes=51, args=10.0, throw=False)
     assert not bool(sol.converged)
     assert bool(sol.result == nj.RESULTS.invalid_diffusion)
-    with pytest.raises(Exception, match="not symmetric positive definite"):
-        nj.minimize_geometric_action(bad, A_MS, S_MS, n_nodes=51, args=10.0)
+    # The message `throw=True` raises (one compilation fewer than solving again).
+    assert "not symmetric positive definite" in nj.RESULTS[sol.result]
 
 
 # --- barriers between attractors: uphill by the geometric action, downhill by relaxation ----
