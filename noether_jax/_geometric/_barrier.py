@@ -770,6 +770,11 @@ def barrier(
                 "level; NaN if the uphill leg did not converge or the Bouchet–Reygner "
                 "self-check failed (`Rate.saddle_hessian_mismatch` > 1%)"
             )
+            if (is_concrete(r.rate) and is_concrete(up.converged) and bool(up.converged)
+                    and not math.isfinite(float(r.rate))):
+                from ._rates import rate_failure
+
+                note += "; NaN here: " + rate_failure(r)
 
     tr = Transition(
         start=fa,

@@ -867,7 +867,7 @@ def _leg_rates(sde, A, S, legs, uphill, actions, converged, args, dtype, with_ra
             "depends on the state"
         )
     try:
-        from ._rates import escape_rate
+        from ._rates import escape_rate, rate_failure
     except ImportError:  # a checkout without the rates module: the rest still works
         return nan, nan, "unavailable: this version has no `escape_rate`"
     rates, prefs, methods, problems = [], [], set(), []
@@ -881,12 +881,7 @@ def _leg_rates(sde, A, S, legs, uphill, actions, converged, args, dtype, with_ra
             except ValueError as e:
                 problems.append(f"leg {l}: {e}")
         if r is not None and not math.isfinite(float(r.rate)):
-            m = float(r.saddle_hessian_mismatch)
-            problems.append(
-                f"leg {l}: Bouchet–Reygner self-check failed (the Riccati ∇²V next to the "
-                f"saddle is off by {m:.1%}; the rate is not trusted)"
-                if m > 1e-2 else f"leg {l}: the rate's integration failed"
-            )
+            problems.append(f"leg {l}: " + rate_failure(r))
         rates.append(jnp.nan if r is None else r.rate)
         prefs.append(jnp.nan if r is None else r.prefactor)
         if r is not None:
