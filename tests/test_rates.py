@@ -28,9 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 from scipy.integrate import solve_ivp
 
 import noether_jax as nj
+from noether_jax._geometric._rates import rate_failure
 
 ROT = jnp.array([[0.0, -1.0], [1.0, 0.0]])
 A = jnp.array([-1.0, 0.0])
@@ -176,6 +178,10 @@ def test_rotating_drift_zero_divergence_integral():
     assert abs(float(r.divergence_integral)) < 1e-3
     # The self-check: the Riccati solution reaches the saddle's own ∇²V(s).
     assert float(r.saddle_hessian_mismatch) < 1e-5
+    # |λ_s|/λ⁺ = (√17 − 1)/(√17 + 1) < 1, yet V is smooth (this family is built so) and the
+    # instanton enters the saddle along e: the check passes, the nodes lie on s + ℝe.
+    assert abs(float(r.saddle_eigenvalue_ratio) - (math.sqrt(17) - 1) / (math.sqrt(17) + 1)) < 1e-9
+    assert float(r.saddle_approach_angle) < 1e-2
     # The quasipotential is V/δ, as for the gradient drift: same determinant ratio; λ⁺ is
     # the positive eigenvalue of ∂f(s) = [[4, 2γ], [4γ, −2]].
     assert abs(float(r.determinant_ratio) - 2.0) < 1e-9
@@ -351,7 +357,18 @@ def test_bouchet_reygner_self_check_refuses_an_untrusted_integral():
     mismatch; the divergence integral, −1.4 / −2.0 / −2.4 at 101 / 201 / 401 nodes, does
     not converge, and simulation (examples/RATES.md) rejects the resulting rate by e^3–e^4).
     The rate is then NaN, not a number that looks right; without rotation (gradient) the
-    same path passes the check."""
+    same path passes the check.
+
+    The cause is not the integration: `μ = |λ_s|/λ⁺ ≈ 0.62 < 1` at the saddle, and the
+    instanton enters it tangent to its stable manifold (Maier & Stein 1997; module
+    docstring of `_rates.py`), so `∇²V(s)` is never reached and `∫∇·ℓ dt` has no limit.
+    An independent SciPy shooting of Hamilton's equations from the attractor (angle
+    bisection, DOP853 at rtol 1e-12) shows the same approach as the solver's nodes checked
+    here: writing `y − s = c_e e + c_w w` (`e` the direction of a C² quasipotential, `w`
+    the stable eigenvector of `∂f(s)`), `c_w ∝ |c_e|^μ`: the deterministic decay into the
+    saddle at the rate `|λ_s|`, slower than `λ⁺` (for `b = (0.1, 0.05)`, the leg into the
+    saddle near `(−0.10, −2.42)`: the shooting's `c_w/c_e` is −0.94 at `dist = 6·10⁻³`,
+    −1.6 at `2·10⁻³`; the network's 101 nodes −1.0 at `5·10⁻³`, −1.6 at `2·10⁻³`)."""
     b = jnp.array([0.1, 0.05])
     drift_c = lambda t, x, W: -x + W @ jnp.tanh(x) + b
     system = nj.SDE(drift_c, 1.0)
@@ -369,6 +386,23 @@ def test_bouchet_reygner_self_check_refuses_an_untrusted_integral():
         m = float(r.saddle_hessian_mismatch)
         if trusted:
             assert m < 1e-5 and math.isfinite(float(r.rate))
+            assert float(r.saddle_approach_angle) < 1e-6
         else:
             assert m > 2e-2
             assert math.isnan(float(r.rate)) and math.isnan(float(r.prefactor))
+            mu = float(r.saddle_eigenvalue_ratio)
+            assert 0.6 < mu < 0.65
+            assert float(r.saddle_approach_angle) > 1.0  # ≈ 74°
+            # The nodes' components along e and w: c_w ∝ |c_e|^μ near the saddle.
+            J = np.asarray(jax.jacfwd(lambda y: drift_c(0, y, W))(s))
+            Q = np.linalg.inv(scipy.linalg.solve_continuous_lyapunov(J, -2 * np.eye(2)))
+            wm, Um = np.linalg.eig(J + 2 * Q)
+            wj, Uj = np.linalg.eig(J)
+            basis = np.stack([np.real(Um[:, np.argmin(wm.real)]),
+                              np.real(Uj[:, np.argmin(wj.real)])], axis=1)
+            c = np.linalg.solve(basis, (np.asarray(sol.xs) - np.asarray(s)).T)
+            dist = np.linalg.norm(np.asarray(sol.xs) - np.asarray(s), axis=1)
+            near = (dist > 1e-3) & (dist < 5e-2)
+            slope = np.polyfit(np.log(np.abs(c[0, near])), np.log(np.abs(c[1, near])), 1)[0]
+            assert near.sum() >= 5 and abs(slope - mu) < 0.1
+            assert "Maier & Stein" in rate_failure(r)

@@ -31,7 +31,7 @@ from ._fixed_points import (
 from ._minimize import geometric_grid, minimize_geometric_action
 from ._network import Route, RouteLeg, TransitionNetwork, transition_network
 from ._polish import polish_fixed_point
-from ._rates import escape_rate
+from ._rates import escape_rate, rate_failure
 from ._relax import Relaxation, leave_saddle
 
 _RATE_METHODS = ("auto", "eyring-kramers", "bouchet-reygner")
@@ -758,6 +758,9 @@ def barrier(
                 "level; NaN if the uphill leg did not converge or the Bouchet–Reygner "
                 "self-check failed (`Rate.saddle_hessian_mismatch` > 1%)"
             )
+            if (is_concrete(r.rate) and is_concrete(up.converged) and bool(up.converged)
+                    and not math.isfinite(float(r.rate))):
+                note += "; NaN here: " + rate_failure(r)
 
     tr = Transition(
         start=fa,

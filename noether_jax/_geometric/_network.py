@@ -20,7 +20,7 @@ from .._sde import SDE, as_real_array, float_args_as_arrays
 from .._solution import PathSolution
 from ._fixed_points import FixedPoint, classify_fixed_point, find_fixed_points, kind_name
 from ._minimize import geometric_grid, minimize_geometric_action
-from ._rates import escape_rate
+from ._rates import escape_rate, rate_failure
 from ._relax import Relaxation, UnstableManifold, leave_saddle
 
 # A routing cost for a pair joined by saddles whose uphill solves all gave a non-finite
@@ -878,12 +878,7 @@ def _leg_rates(sde, A, S, legs, uphill, actions, converged, args, dtype, with_ra
             except ValueError as e:
                 problems.append(f"leg {l}: {e}")
         if r is not None and not math.isfinite(float(r.rate)):
-            m = float(r.saddle_hessian_mismatch)
-            problems.append(
-                f"leg {l}: Bouchet–Reygner self-check failed (the Riccati ∇²V next to the "
-                f"saddle is off by {m:.1%}; the rate is not trusted)"
-                if m > 1e-2 else f"leg {l}: the rate's integration failed"
-            )
+            problems.append(f"leg {l}: " + rate_failure(r))
         rates.append(jnp.nan if r is None else r.rate)
         prefs.append(jnp.nan if r is None else r.prefactor)
         if r is not None:

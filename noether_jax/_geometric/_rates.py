@@ -50,8 +50,32 @@ the Riccati flow is unstable along the instanton's tangent `v` (errors grow like
 `dist(y, s)^{−2}`); the exact identity `Q ẏ = ṗ = −Jᵀp` fixes that column, and a
 relaxation term `−κ (c vᵀ + v cᵀ)`, `c = Q v + Jᵀp/|g|` (zero on the exact solution), holds
 the Riccati solution to it.
+
+**Where the formula does not apply** (Maier & Stein, SIAM J. Appl. Math. 57 (1997) 752).
+The formula assumes `V` is `C²` at the saddle, so that the instanton enters `s` along `e`
+(the eigenvector of `M = J + 2∇²V(s)` with eigenvalue `−λ⁺`). Near `(s, p = 0)` the
+instanton lies on the stable manifold of Hamilton's equations, whose linearisation has the
+decay rates `λ⁺` (along `e`, `p = ∇²V(s) δ`) and `μλ⁺ = |λ_s|`, `λ_s` the stable
+eigenvalues of `∂f(s)` (along their eigenvectors, `p = 0`: the deterministic flow inside the
+basin boundary). If `μ = |λ_s|/λ⁺ < 1` the `p = 0` direction is the slow one, and a
+non-gradient instanton generically has a component along it: it enters the saddle *tangent
+to the basin boundary*, the Hessian of `V` along it does not tend to `∇²V(s)` (in 2-D,
+towards `0`: the tangent plane of the Lagrangian manifold tends to `p = 0`), and
+`∫∇·ℓ dt` diverges (then like `(λ_s + λ⁺)/|λ_s| · log dist(y, s)`): the Eyring and
+Bouchet–Reygner prefactors are then not the small-noise limit of the rate. (Only special
+drifts, e.g. `−(I + γJ)∇V`, whose instanton is `e`'s own strong-stable curve, escape this
+for `μ < 1`; for `μ > 1` the generic instanton enters along `e`.) The self-check refuses
+such a leg, and `Rate.saddle_eigenvalue_ratio` (`μ`) and `Rate.saddle_approach_angle` (how
+far the instanton's last node lies from the line `s + ℝe`) say why. Measured on the
+2-unit CTRNN of `examples/network_rates_vs_simulation.py` (`μ ≈ 0.61`–`0.63` at all four
+saddles): an independent SciPy shooting of Hamilton's equations from the attractor gives a
+component along the stable eigenvector of `∂f(s)` decaying at `|λ_s|`, not `λ⁺`, equal to
+the `e` component at `dist ≈ 6·10⁻³` and twice it at `10⁻³`; the geometric solver's own
+nodes agree (`1.0` and `1.6`–`2.7` times), and `∫∇·ℓ dt` falls by `≈ 0.35` per `e`-fold
+of `dist` there with no limit.
 """
 
+import math
 from typing import Any, Literal
 
 import equinox as eqx
@@ -79,8 +103,9 @@ _HEAD_FRACTION = 0.02
 # saddle's own `∇²V(s)` that is accepted (see `Rate.saddle_hessian_mismatch`). Measured:
 # at most 7e-5 on the rotating test families of tests/test_rates.py (whose integrals agree
 # with an independent SciPy integration), 3-6% on the 2-unit CTRNN of
-# examples/network_rates_vs_simulation.py with any rotation, where the integral does not
-# converge under refinement and simulation rejects the rate by a factor e^3-e^4.
+# examples/network_rates_vs_simulation.py with any rotation. There the instanton enters
+# the saddle tangent to its stable manifold (|λ_s|/λ⁺ ≈ 0.62 < 1, see "Where the formula
+# does not apply" in the module docstring), ∇²V(s) is not reached and ∫∇·ℓ dt diverges.
 RICCATI_CHECK = 1e-2
 
 
@@ -111,6 +136,17 @@ class Rate(eqx.Module):
       equation (`0` for Eyring–Kramers and for a saddle with eigenvalues `±λ⁺`, where the
       Lyapunov equation is singular). Above `RICCATI_CHECK` (1%) the integration is not
       trusted and `rate`, `prefactor`, `divergence_integral` are NaN.
+    - `saddle_eigenvalue_ratio`: `μ = min_j |Re λ_j| / λ⁺` over the stable eigenvalues
+      `λ_j` of `∂f(s)` (`inf` in 1-D). For a non-gradient drift with `μ < 1` the instanton
+      generically enters the saddle tangent to its stable manifold, `V` is not `C²` there
+      and the formula does not apply (module docstring, "Where the formula does not
+      apply"); the self-check then fails.
+    - `saddle_approach_angle`: the angle (radians, in whitened coordinates) between the
+      chord from the saddle to the last interior node of `uphill_xs` and the direction
+      `±e` along which a `C²` quasipotential's instanton enters the saddle. Small (`O` of
+      the node's distance) where the formula applies; `1.26`–`1.38` (72°–79°) on the CTRNN
+      legs of `examples/network_rates_vs_simulation.py` (`g = 0.05`, 101 nodes). `0` for a
+      degenerate saddle.
     - `method`: `"eyring-kramers"` (`divergence_integral = 0`) or `"bouchet-reygner"`.
     - `mean_exit_time`: `1/rate`.
     """
@@ -122,6 +158,8 @@ class Rate(eqx.Module):
     determinant_ratio: Float[Array, ""]
     divergence_integral: Float[Array, ""]
     saddle_hessian_mismatch: Float[Array, ""]
+    saddle_eigenvalue_ratio: Float[Array, ""]
+    saddle_approach_angle: Float[Array, ""]
     method: str = eqx.field(static=True)
 
     @property
@@ -482,7 +520,23 @@ def _parts(sde, a, s, xs, args, barrier, method: str, substeps, probe_key):
         ends_at_saddle=_near(xs[-1], s, xs),
         spd=jnp.all(jnp.isfinite(ya)) & jnp.all(jnp.isfinite(Ga)) & jnp.all(jnp.isfinite(Gs)),
     )
-    return (rate, pref, barrier, lam, det_ratio, div, mismatch), sym, checks
+    ratio, angle = _saddle_diagnostics(Js, Gs, lam, degenerate, ys)
+    return (rate, pref, barrier, lam, det_ratio, div, mismatch, ratio, angle), sym, checks
+
+
+def _saddle_diagnostics(Js, Gs, lam, degenerate, ys):
+    """`μ = min_j |Re λ_j|/λ⁺` over the stable eigenvalues of `∂g(s)`, and the angle between
+    the chord from the saddle to the last interior node and the line of the approach
+    direction `e` (diagnostics only: not differentiated)."""
+    Js, Gs, lam, ys = jax.lax.stop_gradient((Js, Gs, lam, ys))
+    re = jnp.real(jnp.linalg.eigvals(Js))
+    ratio = jnp.min(jnp.where(re < 0, -re, jnp.inf)) / lam
+    e = _approach_direction(Js, Gs, lam, ys[-2] - ys[-1])
+    chord = ys[-2] - ys[-1]
+    along = jnp.dot(chord, e)
+    across = jnp.linalg.norm(chord - along * e)
+    angle = jnp.where(degenerate, 0.0, jnp.arctan2(across, jnp.abs(along)))
+    return ratio.astype(ys.dtype), angle.astype(ys.dtype)
 
 
 def _near(x, target, xs):
@@ -491,6 +545,27 @@ def _near(x, target, xs):
 
 
 _parts_jit = eqx.filter_jit(_parts)
+
+
+def rate_failure(r: Rate) -> str:
+    """Why a `Rate` is NaN, in words (for the notes of `nj.transition_network` and
+    `nj.barrier`); `r` concrete."""
+    m = float(r.saddle_hessian_mismatch)
+    if not m > RICCATI_CHECK:
+        return "the rate's integration failed"
+    msg = (
+        f"Bouchet–Reygner self-check failed (the Riccati ∇²V next to the saddle is off by "
+        f"{m:.1%}; the rate is not trusted)"
+    )
+    mu, angle = float(r.saddle_eigenvalue_ratio), float(r.saddle_approach_angle)
+    if mu < 1 and angle > 0.1:
+        msg += (
+            f": the instanton enters the saddle {math.degrees(angle):.0f}° off the direction "
+            f"a C² quasipotential implies, towards its stable manifold, as expected when "
+            f"|λ_s|/λ⁺ = {mu:.2f} < 1 (Maier & Stein 1997); ∇²V(s) and ∫∇·ℓ dt do not exist "
+            "there and the Eyring/Bouchet–Reygner prefactor does not apply"
+        )
+    return msg
 
 
 @eqx.filter_jit
@@ -588,7 +663,8 @@ def escape_rate(
       NaN rate, never a silent error.
 
     **Returns:** an `nj.Rate` (`rate`, `prefactor`, `barrier`, `unstable_eigenvalue`,
-    `determinant_ratio`, `divergence_integral`, `method`, `mean_exit_time`).
+    `determinant_ratio`, `divergence_integral`, `saddle_hessian_mismatch`,
+    `saddle_eigenvalue_ratio`, `saddle_approach_angle`, `method`, `mean_exit_time`).
 
     **Method.** Hessians at the fixed points from `J G + G Jᵀ = −2I`, `∇²V = G⁻¹`
     (`J = ∂g` in whitened coordinates). The divergence integral: `∇V = p` along the
