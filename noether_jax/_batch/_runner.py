@@ -3,6 +3,7 @@ with results written to disk as it goes (resumable) and slow elements finished a
 
 import functools
 import inspect
+import json
 import math
 import os
 import pathlib
@@ -195,6 +196,7 @@ def solve_batch(
     polish_size: int | None = None,
     progress: Any = True,
     collect: bool = True,
+    identity: dict[str, Any] | None = None,
 ) -> PyTree | None:
     r"""Map a solver over a very large batch of problems: in chunks, sharded over the local
     devices, with every finished chunk saved to disk so that an interrupted run resumes where
@@ -226,13 +228,23 @@ def solve_batch(
     - `out_dir`: folder for the results: `chunk_{i:06d}.npz` per chunk (keys are the leaf
       names of the output, e.g. `xs`, `action`, `stats.num_steps`; `numpy.load` reads them),
       each written to a temporary file then renamed over its name (atomic), and
-      `manifest.json` (size, chunk size, a SHA-256 of the inputs, the output structure and
-      the straggler settings). `None`: nothing is written (no resuming).
+      `manifest.json` (size, chunk size, a SHA-256 of the inputs, a fingerprint of the
+      problem, the output structure and the straggler settings), and
+      `checksums-p{k}.sha256`: the SHA-256 of every chunk file written by process `k`
+      (`sha256sum -c` reads it). `None`: nothing is written (no resuming). A path that is a
+      file, or a folder that cannot be created or written to, raises `ValueError` before
+      anything is solved.
     - `resume`: with `out_dir`, load the chunks already there and solve only the missing
-      ones. A folder holding a different batch (other inputs, chunk size, output structure
-      or straggler settings) is refused with a `ValueError`. The hash covers the inputs,
-      not `solve_fn`: use a new folder when you change the problem itself. `resume=False`
-      deletes the previous results in `out_dir` and starts afresh.
+      ones. A folder holding a different batch is refused with a one-line `ValueError` that
+      names what differs: the inputs, the chunk size, the output structure, the straggler
+      settings, `identity`, or the **problem**: `solve_fn` is traced on one element
+      (`jax.make_jaxpr`) and the manifest records SHA-256 hashes of that program and of the
+      arrays it closes over, so another drift, `x0`, `t1`, `args`, `n_nodes` or `max_steps`
+      inside `solve_fn` is caught (`problem.jaxpr_sha256`: the program, including Python
+      scalars; `problem.constants_sha256`: closed-over arrays). A chunk file whose SHA-256
+      differs from the one recorded when it was written (damaged, truncated) or that has
+      none is solved again, with a warning. `resume=False` deletes the previous results in
+      `out_dir` and starts afresh (a restart).
     - `devices`: the devices to shard each chunk over along its batch axis (default: all
       local devices, `jax.local_devices()`). Each device runs the solver on its share with
       `jax.shard_map`, and stops when its own elements are done (a straggler delays only
@@ -261,6 +273,10 @@ def solve_batch(
       `bar(i, n, message)` called after each chunk.
     - `collect`: return the results. With `False`, results stay on disk only (for batches
       larger than memory) and `None` is returned; call again with `resume=True` to load them.
+    - `identity`: a JSON-serialisable `dict` describing the problem in your own terms
+      (e.g. the options of a command line and a hash of a model file), recorded in the
+      manifest; a resume with a different one is refused, naming the differing key
+      (`identity.t1: 10.0 on disk, 5.0 now`). Default: nothing beyond the fingerprint.
 
     **Returns:** the output of `solve_fn` stacked along a leading axis of length `N` (e.g. an
     `nj.PathSolution` with `xs` of shape `(N, n, d)` and per-element `converged`, `result`).
@@ -309,11 +325,20 @@ def solve_batch(
     else:
         polish_size = polish = None
 
+    if identity is not None:
+        if not isinstance(identity, dict):
+            raise ValueError(
+                f"`identity` must be None or a dict, got {type(identity).__name__}."
+            )
+        try:  # as it reads back from the manifest (tuples become lists)
+            identity = json.loads(json.dumps(identity))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"`identity` must be JSON-serialisable ({e}).") from None
+
     num_processes, process = jax.process_count(), jax.process_index()
     root = old = None
     if out_dir is not None:
-        root = pathlib.Path(out_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        root = _store.prepare_folder(out_dir)
         manifest = {
             "format": _store.FORMAT,
             "version": _store.VERSION,
@@ -326,10 +351,11 @@ def solve_batch(
             },
             "straggler_steps": straggler_steps,
             "polish_size": polish_size,
+            "identity": identity or {},
         }
         old = _store.read_manifest(root) if resume else None
         if old is not None:  # before tracing `solve_fn`: a refusal costs nothing
-            _store.check_manifest(root, old, manifest, ignore=("outputs",))
+            _store.check_manifest(root, old, manifest, ignore=("problem", "outputs"))
         elif resume and _store.existing_chunks(root):
             raise ValueError(
                 f"`out_dir` {root} holds chunk files but no manifest.json, so they cannot be "
@@ -352,6 +378,12 @@ def solve_batch(
     out_spec = _store.describe(names, out_leaves_struct, batched=True)
 
     if root is not None:
+        # What is solved: the program of `solve_fn` on one element, and its constants.
+        element = jax.tree.unflatten(
+            treedef,
+            [jax.ShapeDtypeStruct(leaf.shape[1:], dt) for leaf, dt in zip(leaves, dtypes)],
+        )
+        manifest["problem"] = _store.problem_fingerprint(solve_fn, element)
         manifest["outputs"] = out_spec
         if old is not None:
             _store.check_manifest(root, old, manifest)
@@ -398,11 +430,12 @@ def solve_batch(
     mine = [i for i in range(num_chunks) if i % num_processes == process]
     results: dict[int, list] = {}
     todo = []
+    checksums = _store.read_checksums(root) if root is not None and resume else {}
     for i in mine:
         loaded = None
         if root is not None and resume and _store.chunk_path(root, i).exists():
             start, stop = bounds(i)
-            loaded = _store.load_chunk(root, i, out_spec, stop - start)
+            loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
         if loaded is None:
             todo.append(i)
         elif collect:
@@ -416,7 +449,7 @@ def solve_batch(
     for i in todo:
         host = solve(i)
         if root is not None:
-            _store.save_chunk(root, i, names, host)
+            _store.save_chunk(root, i, names, host, process=process)
         if collect:
             results[i] = host
         done += 1
@@ -426,10 +459,11 @@ def solve_batch(
     if num_processes > 1:
         _barrier("noether_jax.solve_batch:done")
         if collect:
+            checksums = _store.read_checksums(root)
             for i in range(num_chunks):
                 if i not in results:
                     start, stop = bounds(i)
-                    loaded = _store.load_chunk(root, i, out_spec, stop - start)
+                    loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
                     if loaded is None:
                         raise ValueError(f"solve_batch: chunk {i} is missing from {root}.")
                     results[i] = loaded

@@ -2,6 +2,7 @@
 `nj.solve_batch` (chunked, sharded over the local devices, resumable)."""
 
 import argparse
+import hashlib
 import json
 import pathlib
 import sys
@@ -16,8 +17,12 @@ boundary conditions:
           --x0 on the command line.
 
 outputs (in DIR):
-  chunk_NNNNNN.npz, manifest.json   one file per finished chunk; rerunning the same
-                                    command resumes an interrupted run
+  chunk_NNNNNN.npz, manifest.json,  one file per finished chunk and their SHA-256;
+  checksums-pK.sha256               rerunning the same command resumes an interrupted
+                                    run. A rerun with any other option, shared endpoint
+                                    or model file is refused (exit 2, naming what
+                                    differs) unless --restart is given; a damaged chunk
+                                    is solved again
   results.npz                       every path: xs (N, n, d), ts, action, converged,
                                     result (nj.RESULTS code), stats.num_steps, ...
   summary.json                      counts, actions, steps, timings
@@ -212,6 +217,21 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         return nj.minimize_action(sde, p["x0"], p["x1"], p["t0"], p["t1"], **kw)
 
     out = pathlib.Path(ns.out)
+    # What is solved, recorded in the manifest: a rerun into the same DIR with any other
+    # option, shared endpoint or model file is refused instead of reusing the old chunks.
+    identity = {
+        "model": {
+            "file": str(file.resolve()),
+            "name": name,
+            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        },
+        "options": {
+            "x0": cli["x0"], "x1": cli["x1"], "t0": cli["t0"], "t1": cli["t1"],
+            "geometric": ns.geometric, "n_nodes": ns.n_nodes, "args": user_args,
+            "max_steps": ns.max_steps, "float32": ns.float32,
+        },
+        "shared": {k: jnp.asarray(v).tolist() for k, v in sorted(shared.items())},
+    }
     label = f"{file.name}:{name}"
     mode = (
         "unbounded time (geometric)"
@@ -229,16 +249,23 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         sols = nj.solve_batch(
             solve, batched, chunk_size=ns.chunk_size, out_dir=out, resume=not ns.restart,
             straggler_steps=ns.straggler_steps, polish_size=ns.polish_size,
-            progress=Progress("batch", quiet=ns.quiet),
+            progress=Progress("batch", quiet=ns.quiet), identity=identity,
         )
     except ValueError as e:
-        raise CLIError(str(e).replace("pass `resume=False`", "pass --restart")) from None
+        message = str(e).replace("pass `resume=False`", "pass --restart")
+        raise CLIError(message.replace("`out_dir`", "--out")) from None
+    except OSError as e:  # e.g. the disk filled up: finished chunks stay, rerun to resume
+        raise CLIError(f"writing to {out} failed ({e}); rerun to resume.") from None
     seconds = time.perf_counter() - start
 
     names = _store.leaf_names(sols)
     host = jax.device_get(jax.tree.leaves(sols))
     results_file = out / "results.npz"
-    _store.save_arrays(results_file, dict(zip(names, host)))
+    try:
+        _store.save_arrays(results_file, dict(zip(names, host)))
+    except OSError as e:
+        raise CLIError(f"writing {results_file} failed ({e}); the chunks in {out} are "
+                       "complete: free space and rerun to assemble them.") from None
 
     converged = sols.converged
     n_ok = int(jnp.sum(converged))
@@ -270,8 +297,11 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         "seconds": seconds,
         "results_file": str(results_file),
     }
-    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n",
-                                      encoding="utf-8")
+    try:
+        (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n",
+                                          encoding="utf-8")
+    except OSError as e:
+        raise CLIError(f"writing {out / 'summary.json'} failed ({e}).") from None
 
     print(f"converged: {n_ok}/{n_problems}"
           + ("" if n_ok == n_problems else " (" + ", ".join(
