@@ -169,6 +169,22 @@ def test_interrupted_run_resumes_identically_without_recomputing(runs, tmp_path)
         )
 
 
+def test_runs_without_implicit_transfers(runs):
+    # GPU-readiness: with the inputs on the device, a batched solve (chunks, the capped
+    # first pass, the straggler polish, the assembled result) makes no implicit transfer
+    # between host and device (`jax.transfer_guard("disallow")` raises on any); the
+    # compilations are those of the `runs` fixture.
+    batch = jax.device_put(runs["batch"])
+    with jax.transfer_guard("disallow"):
+        sols = nj.solve_batch(solve, batch, chunk_size=CHUNK, straggler_steps=CAP,
+                              progress=False)
+        assert isinstance(sols.xs, jax.Array)
+    assert_trees_equal(sols, runs["sols"])
+    # The guard is live: an implicit transfer of a host array is refused.
+    with jax.transfer_guard("disallow"), pytest.raises(Exception, match="[Dd]isallowed"):
+        jnp.asarray(runs["batch"]["x1"]) + 1.0
+
+
 def test_resume_refuses_a_different_batch(runs):
     batch = runs["batch"]
     other = {"x0": batch["x0"], "x1": batch["x1"].copy()}

@@ -411,9 +411,17 @@ def solve_batch(
         start, stop = bounds(i)
         parts = []
         for leaf, dt in zip(leaves, dtypes):
-            part = jnp.asarray(leaf[start:stop], dtype=dt)
+            # An explicit transfer (allowed under `jax.transfer_guard("disallow")`); a
+            # no-op for inputs already on the device.
+            # (`lax.slice`: static bounds, where indexing would send them as arrays).
+            part = (
+                jax.lax.slice_in_dim(leaf, start, stop)
+                if isinstance(leaf, jax.Array) else leaf[start:stop]
+            )
+            part = jax.device_put(part).astype(dt)
             if stop - start < padded:
-                fill = jnp.broadcast_to(part[-1:], (padded - (stop - start), *part.shape[1:]))
+                last = jax.lax.slice_in_dim(part, stop - start - 1, stop - start)
+                fill = jnp.broadcast_to(last, (padded - (stop - start), *part.shape[1:]))
                 part = jnp.concatenate([part, fill])
             parts.append(part)
         return jax.tree.unflatten(treedef, parts)
@@ -470,10 +478,30 @@ def solve_batch(
     if not collect:
         return None
     stacked = [
-        jnp.concatenate([results[i][k] for i in range(num_chunks)])
+        jnp.concatenate(jax.device_put([results[i][k] for i in range(num_chunks)]))
         for k in range(len(out_leaves_struct))
     ]
     return jax.tree.unflatten(out_treedef, stacked)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _stragglers(out, valid: int):
+    """The indices of the stragglers among the first `valid` elements (then padding), and
+    their number; on the device, so that no host array is sent back."""
+    mask = _polish_mask(out)
+    mask = mask & (jnp.arange(mask.shape[0]) < valid)
+    (order,) = jnp.nonzero(mask, size=mask.shape[0], fill_value=0)
+    return order.astype(jnp.int32), jnp.sum(mask)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _round(order, count, start: int, size: int):
+    """Stragglers `start` to `start + size`, padded with copies of the first of them: they
+    take its path in lockstep, no extra steps."""
+    k = jnp.arange(size)
+    padded = jnp.concatenate([order, jnp.zeros(size, order.dtype)])
+    part = jax.lax.dynamic_slice(padded, (start,), (size,))
+    return jnp.where(start + k < count, part, order[start])
 
 
 @jax.jit
@@ -497,12 +525,10 @@ def _polish(solver: _Solver, chunk, out, size: int, *, valid: int):
     """Solve again, warm-started with the solver's full budget, the elements of `out` that
     ran out of steps (among the first `valid`: the rest is padding); `size` of them at a
     time (one compilation)."""
-    (idx,) = jax.device_get(_polish_mask(out))[:valid].nonzero()
-    idx = [int(i) for i in idx]
-    for start in range(0, len(idx), size):
-        part = idx[start : start + size]
-        # Pad with copies of one straggler: they take its path in lockstep, no extra steps.
-        sel = jnp.asarray(part + [part[0]] * (size - len(part)), dtype=jnp.int32)
+    order, on_device = _stragglers(out, valid)
+    count = int(jax.device_get(on_device))
+    for start in range(0, count, size):
+        sel = _round(order, on_device, start, size)
         elements, init = _gather((chunk, out.xs), sel)
         out = _merge(out, solver(elements, init=init), sel)
     return out
