@@ -7,6 +7,7 @@ import json
 import math
 import os
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from .._solution import RESULTS
 from . import _store
 
 _AXIS = "batch"
+_POLL_SECONDS = 0.2  # how often a process looks for the other processes' chunks
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,8 +285,31 @@ def solve_batch(
 
     **Multi-host.** After `jax.distributed.initialize()`, call `solve_batch` in every process
     with the same arguments and an `out_dir` on a file system they share. Process `p` of
-    `P` solves the chunks `i` with `i % P == p` on its own local devices (no communication
-    while solving); after a barrier every process loads all chunks (if `collect`).
+    `P` (`jax.process_index()`, `jax.process_count()`) solves the chunks `i` with
+    `i % P == p` on its own local devices, with no communication while solving; then every
+    process with `collect=True` waits for the other chunks to appear in `out_dir` (each
+    once its checksum is recorded) and loads them, so all of them return the same result,
+    equal bit for bit to a single-process run with as many devices of the same kind. Pass
+    `collect=False` in the processes that need no results (memory). The processes meet
+    only in the shared folder: a process killed (`SIGKILL`, a lost node) and started
+    again with the same arguments loads its finished chunks, solves the rest, and the
+    others, still waiting, pick them up. For a process to rejoin a running job, JAX's
+    coordination service must allow it: `jax.config.update("jax_enable_recoverability",
+    True)` before `jax.distributed.initialize`. A process waits for the others without a
+    time limit. With `resume=False` the processes meet once more (a barrier) so that
+    process 0 clears the folder before anyone writes.
+
+    On a cluster, start one process per host (or per GPU) with the same command:
+
+    ```python
+    jax.distributed.initialize()   # SLURM, Open MPI, Kubernetes, Cloud TPU: detected
+    # elsewhere: jax.distributed.initialize("10.0.0.1:1234", num_processes=4, process_id=k)
+    sols = nj.solve_batch(solve, batch, out_dir="/shared/run1", chunk_size=4096,
+                          collect=jax.process_index() == 0)
+    ```
+
+    e.g. `srun --ntasks-per-node=1 python run.py` under SLURM (`jax.distributed` reads
+    `SLURM_JOB_NODELIST`, `SLURM_PROCID`, ... itself), or `noether-jax batch --distributed`.
 
     **Resuming.** Each finished chunk is one file, renamed into place only when complete, so
     a run killed at any moment (Ctrl-C, a lost node, a time limit) loses at most the chunks
@@ -394,7 +419,10 @@ def solve_batch(
         if old is None:
             # Every process writes the same content, atomically: no ordering needed.
             _store.write_manifest(root, manifest)
-        if num_processes > 1:
+        if num_processes > 1 and not resume:
+            # Process 0 clears the folder before anyone writes a chunk. (A resumed run
+            # needs no barrier: every process writes the same manifest, atomically, and
+            # a process restarted alone joins in without the others.)
             _barrier("noether_jax.solve_batch:setup")
     elif num_processes > 1:
         raise ValueError(
@@ -464,17 +492,32 @@ def solve_batch(
         if progress is not None:
             progress.bar(done, len(mine), message)
 
-    if num_processes > 1:
-        _barrier("noether_jax.solve_batch:done")
-        if collect:
+    if num_processes > 1 and collect:
+        # The other processes' chunks, as they appear in the shared folder (each once its
+        # checksum is recorded). No device collective: a process killed and restarted
+        # (e.g. requeued by the cluster) finishes its share and this one picks it up.
+        others = [i for i in range(num_chunks) if i not in results]
+        absent = sum(not _store.chunk_path(root, i).exists() for i in others)
+        if absent and progress is not None:
+            progress.bar(done, len(mine), f"{message}; waiting for {absent} chunks of the "
+                         "other processes")
+        while others:
             checksums = _store.read_checksums(root)
-            for i in range(num_chunks):
-                if i not in results:
-                    start, stop = bounds(i)
-                    loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
-                    if loaded is None:
-                        raise ValueError(f"solve_batch: chunk {i} is missing from {root}.")
-                    results[i] = loaded
+            waiting = []
+            for i in others:
+                path = _store.chunk_path(root, i)
+                if not (path.exists() and path.name in checksums):
+                    waiting.append(i)
+                    continue
+                start, stop = bounds(i)
+                loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
+                if loaded is None:  # damaged after it was written: solved here instead
+                    loaded = solve(i)
+                    _store.save_chunk(root, i, names, loaded, process=process)
+                results[i] = loaded
+            others = waiting
+            if others:
+                time.sleep(_POLL_SECONDS)
     if not collect:
         return None
     stacked = [
