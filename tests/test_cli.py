@@ -209,6 +209,21 @@ def test_batch_refuses_to_resume_a_different_problem(tmp_path, capsys, monkeypat
     assert new["problem"]["jaxpr_sha256"] != manifest["problem"]["jaxpr_sha256"]
 
 
+def test_batch_distributed_options_checked_before_joining(tmp_path, capsys):
+    # (A real two-process run is in test_distributed.py; these fail before any process
+    # starts, so no coordinator is contacted.)
+    model = tmp_path / "model.py"
+    model.write_text(BATCH_MODEL)
+    bc = tmp_path / "bc.npz"
+    np.savez(bc, x0=[-1.0, 0.0], x1=np.ones((3, 2)))
+    base = ["batch", f"{model}:sde", str(bc), "--t1", "2", "--out", str(tmp_path / "o")]
+    err = _error(capsys, [*base, "--coordinator", "127.0.0.1:1", "--num-processes", "2"])
+    assert "--num-processes and --process-id go together" in err
+    err = _error(capsys, [*base, "--num-processes", "2", "--process-id", "2"])
+    assert "--process-id must be in 0..1" in err
+    assert not (tmp_path / "o").exists()
+
+
 # --- demo / reproduce with a fake case (the real cases are tested in their own files)
 
 
