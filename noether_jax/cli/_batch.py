@@ -39,8 +39,8 @@ address, or $JAX_COORDINATOR_ADDRESS) --num-processes P --process-id K. Process 
 solves chunks K, K+P, ...; process 0 waits for the others' chunks and writes
 results.npz. A process that dies can be started again with the same command: it
 rejoins, keeps its finished chunks and solves the rest.
-  srun -N 4 --ntasks-per-node 1 noether-jax batch my_ms.py:sde bc.npz --t1 10 \
-      --args 10 --out /shared/run1 --distributed"""
+  srun -N 4 --ntasks-per-node 1 noether-jax batch my_ms.py:sde bc.npz \\
+      --t1 10 --args 10 --out /shared/run1 --distributed"""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
