@@ -5,6 +5,7 @@ Run from the repository root:
     python benchmarks/bench_suite.py --quick            # ~3 minutes on 2 busy cores
     python benchmarks/bench_suite.py                    # the full suite (~13 minutes)
     python benchmarks/bench_suite.py --gpu              # sizes for one GPU (100 000 paths)
+    python benchmarks/bench_suite.py --gpu --scale 0.01 # the same, batches ÷ 100 (CPU check)
     python benchmarks/bench_suite.py --only maier-stein,scaling-B
     python benchmarks/bench_suite.py --write            # also update benchmarks/RESULTS.md
 
@@ -774,8 +775,18 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     ap.add_argument("--json", default=None, help="also write all numbers to this JSON file")
+    ap.add_argument("--scale", type=float, default=1.0, metavar="F",
+                    help="multiply the preset's batch sizes by F (e.g. `--gpu --scale 0.01`: "
+                    "the GPU preset end to end on a CPU); dimensions and nodes stay")
     opts = ap.parse_args()
     cfg = PRESETS["quick" if opts.quick else "gpu" if opts.gpu else "full"]
+    if opts.scale != 1.0:
+        size = lambda b: max(4, int(round(b * opts.scale)))  # noqa: E731
+        cfg = dataclasses.replace(
+            cfg, name=f"{cfg.name}-x{opts.scale:g}", ms_B=size(cfg.ms_B),
+            ms_ref=min(size(cfg.ms_ref), size(cfg.ms_B)), ms_sub=min(cfg.ms_sub, size(cfg.ms_B)),
+            scal_N_B=size(cfg.scal_N_B), scal_B=tuple(sorted({size(b) for b in cfg.scal_B})),
+        )
     only = [s for s in opts.only.split(",") if s] or list(SECTIONS)
     bad = [s for s in only if s not in SECTIONS]
     if bad:

@@ -4,6 +4,7 @@ to identical results without recomputing, stragglers are polished, bad inputs re
 Cost: four compilations of the batched solver (the reference vmap, the capped chunk, the
 polish batch, and the sharded chunk in a subprocess); every other call reuses them."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -97,7 +98,8 @@ def test_chunked_equals_one_vmap_and_polishes_the_straggler(runs):
     np.testing.assert_allclose(sols.xs[HARD], ref.xs[HARD], atol=1e-6)
     assert runs["progress"] == [(0, 3), (1, 3), (2, 3), (3, 3)]
     names = sorted(p.name for p in runs["out"].iterdir())
-    assert names == ["chunk_000000.npz", "chunk_000001.npz", "chunk_000002.npz", "manifest.json"]
+    assert names == ["checksums-p0.sha256", "chunk_000000.npz", "chunk_000001.npz",
+                     "chunk_000002.npz", "manifest.json"]
     with np.load(runs["out"] / "chunk_000002.npz") as data:  # padding dropped
         assert data["xs"].shape == (3, N_NODES, 2)
         np.testing.assert_array_equal(data["action"], np.asarray(sols.action[16:]))
@@ -135,15 +137,52 @@ def test_interrupted_run_resumes_identically_without_recomputing(runs, tmp_path)
     assert rec.calls == [(3, 3)]
     assert_trees_equal(again, runs["sols"])
 
-    # A damaged chunk file (not something solve_batch writes) is solved again, with a warning.
-    (tmp_path / "chunk_000001.npz").write_bytes(b"not a zip file")
-    rec = Recorder()
-    with pytest.warns(UserWarning, match="chunk_000001.npz is unusable"):
-        again = nj.solve_batch(
-            solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP, progress=rec
+    # Damaged chunk files are detected by their SHA-256 and solved again, with a warning:
+    # garbage, a truncated file, and a valid .npz of the right shapes holding another
+    # chunk's results (which only the checksum can tell apart).
+    sums = (tmp_path / "checksums-p0.sha256").read_text()
+    assert len(sums.splitlines()) == 3
+    good = (tmp_path / "chunk_000001.npz").read_bytes()
+    for damaged, why in [
+        (b"not a zip file", "SHA-256 differs"),
+        (good[: len(good) // 2], "SHA-256 differs"),
+        ((tmp_path / "chunk_000000.npz").read_bytes(), "SHA-256 differs"),
+    ]:
+        (tmp_path / "chunk_000001.npz").write_bytes(damaged)
+        rec = Recorder()
+        with pytest.warns(UserWarning, match=f"chunk_000001.npz is unusable.*{why}"):
+            again = nj.solve_batch(
+                solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP,
+                progress=rec,
+            )
+        assert rec.calls == [(2, 3), (3, 3)]
+        assert_trees_equal(again, runs["sols"])
+        assert (tmp_path / "chunk_000001.npz").read_bytes() == good
+    # A chunk without a recorded checksum (its line lost) is not trusted either.
+    (tmp_path / "checksums-p0.sha256").write_text(
+        "".join(l + "\n" for l in sums.splitlines() if "chunk_000001" not in l)
+    )
+    with pytest.warns(UserWarning, match="chunk_000001.npz is unusable.*no checksum"):
+        nj.solve_batch(
+            solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP,
+            progress=False,
         )
-    assert rec.calls == [(2, 3), (3, 3)]
-    assert_trees_equal(again, runs["sols"])
+
+
+def test_runs_without_implicit_transfers(runs):
+    # GPU-readiness: with the inputs on the device, a batched solve (chunks, the capped
+    # first pass, the straggler polish, the assembled result) makes no implicit transfer
+    # between host and device (`jax.transfer_guard("disallow")` raises on any); the
+    # compilations are those of the `runs` fixture.
+    batch = jax.device_put(runs["batch"])
+    with jax.transfer_guard("disallow"):
+        sols = nj.solve_batch(solve, batch, chunk_size=CHUNK, straggler_steps=CAP,
+                              progress=False)
+        assert isinstance(sols.xs, jax.Array)
+    assert_trees_equal(sols, runs["sols"])
+    # The guard is live: an implicit transfer of a host array is refused.
+    with jax.transfer_guard("disallow"), pytest.raises(Exception, match="[Dd]isallowed"):
+        jnp.asarray(runs["batch"]["x1"]) + 1.0
 
 
 def test_resume_refuses_a_different_batch(runs):
@@ -160,6 +199,122 @@ def test_resume_refuses_a_different_batch(runs):
     # Nothing was overwritten.
     again = nj.solve_batch(solve, batch, chunk_size=CHUNK, straggler_steps=CAP, **kw)
     assert_trees_equal(again, runs["sols"])
+
+
+def make_solve(x0=(-1.0, 0.0), t1=T, beta=BETA, max_steps=None, f=drift):
+    """A `solve_fn` that closes over the problem: only `x1` is batched."""
+    sde = nj.SDE(f, 1.0)
+    x0 = jnp.asarray(x0)
+    kw = {} if max_steps is None else {"max_steps": max_steps}
+
+    def solve(b):
+        return nj.minimize_action(
+            sde, x0, b["x1"], 0.0, t1, n_nodes=N_NODES, args=beta, throw=False, **kw
+        )
+
+    return solve
+
+
+def drift_edited(t, x, beta):
+    return jnp.array([x[0] - x[0] ** 3 - beta * x[0] * x[1] ** 2, -(1 + x[0] ** 2) * x[1] ** 1])
+
+
+def drift_other(t, x, beta):
+    return jnp.array([x[0] - x[0] ** 3 - beta * x[0] * x[1] ** 2, -(1 + 2 * x[0] ** 2) * x[1]])
+
+
+def test_resume_refuses_a_different_problem(tmp_path):
+    # The manifest is written before the first chunk is solved; a progress object that
+    # interrupts at once leaves it alone, so no solve is compiled here.
+    batch = {"x1": make_batch()["x1"]}
+
+    def start(fn, **kw):
+        with pytest.raises(KeyboardInterrupt):
+            nj.solve_batch(fn, batch, chunk_size=CHUNK, out_dir=tmp_path,
+                           progress=Recorder(stop_after=0), **kw)
+
+    start(make_solve())
+    fingerprint = json.loads((tmp_path / "manifest.json").read_text())["problem"]
+    start(make_solve())  # the same problem, traced again: accepted
+    start(make_solve(x0=np.array([-1.0, 0.0])))  # equal values from another array type
+    jaxpr, consts = "problem.jaxpr_sha256", "problem.constants_sha256"
+    for fn, what, only in [
+        (make_solve(x0=(-1.0, 1e-12)), consts, True),  # a closed-over array
+        (make_solve(t1=T + 1e-9), jaxpr, True),  # a Python scalar (a literal)
+        (make_solve(beta=BETA + 1.0), jaxpr, True),
+        (make_solve(max_steps=77), jaxpr, True),
+        (make_solve(f=drift_other), jaxpr, True),  # an edited drift
+        # args as an array: a constant now, no longer a literal of the program
+        (make_solve(beta=jnp.asarray(BETA)), consts, False),
+    ]:
+        with pytest.raises(ValueError) as info:
+            nj.solve_batch(fn, batch, chunk_size=CHUNK, out_dir=tmp_path, progress=False)
+        message = str(info.value)
+        assert "\n" not in message and "different batch" in message, message
+        assert what in message and "resume=False" in message, message
+        if only:
+            assert ({jaxpr, consts} - {what}).pop() not in message, message
+    # `x1 ** 1` traces to a different program though it computes the same values:
+    # refused too (the fingerprint is of the program, not of its results).
+    with pytest.raises(ValueError, match="jaxpr_sha256"):
+        nj.solve_batch(make_solve(f=drift_edited), batch, chunk_size=CHUNK, out_dir=tmp_path,
+                       progress=False)
+    # `identity` is checked before `solve_fn` is even traced.
+    with pytest.raises(ValueError, match=r"identity\.t1: null on disk, 5 now"):
+        nj.solve_batch(make_solve(), batch, chunk_size=CHUNK, out_dir=tmp_path,
+                       progress=False, identity={"t1": 5})
+    # A restart (resume=False) accepts the new problem and records it.
+    start(make_solve(t1=T + 1.0), resume=False)
+    assert json.loads((tmp_path / "manifest.json").read_text())["problem"] != fingerprint
+
+
+_FINGERPRINT = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+sys.path.insert(0, {tests!r})
+import test_batch_runner as t
+from noether_jax._batch import _store
+element = {{"x1": jax.ShapeDtypeStruct((2,), "float64")}}
+fp = _store.problem_fingerprint(t.make_solve(x0=(-1.0, 0.25)), element)
+print(fp["jaxpr_sha256"], fp["constants_sha256"])
+"""
+
+
+def test_problem_fingerprint_is_the_same_in_every_process(tmp_path):
+    # No object ids or memory addresses: two fresh processes and this one agree.
+    tests = pathlib.Path(__file__).parent
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(
+        [str(tests.parent), os.environ.get("PYTHONPATH", "")]))
+    code = _FINGERPRINT.format(tests=str(tests))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        outs.append(out.split())
+    element = {"x1": jax.ShapeDtypeStruct((2,), jnp.float64)}
+    here = batch_runner._store.problem_fingerprint(make_solve(x0=(-1.0, 0.25)), element)
+    expected = [here["jaxpr_sha256"], here["constants_sha256"]]
+    assert outs[0] == outs[1] == expected
+    other = batch_runner._store.problem_fingerprint(make_solve(x0=(-1.0, 0.5)), element)
+    assert other["jaxpr_sha256"] == here["jaxpr_sha256"]
+    assert other["constants_sha256"] != here["constants_sha256"]
+
+
+def test_out_dir_must_be_a_writable_folder(tmp_path):
+    batch = make_batch()
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        nj.solve_batch(solve, batch, out_dir=file, progress=False)
+    with pytest.raises(ValueError, match="cannot be created or written to"):
+        nj.solve_batch(solve, batch, out_dir=file / "sub", progress=False)
+    assert file.read_text() == "x"
 
 
 def test_chunks_split_between_processes(runs, tmp_path, monkeypatch):
@@ -179,7 +334,12 @@ def test_chunks_split_between_processes(runs, tmp_path, monkeypatch):
     sols = nj.solve_batch(solve, batch, progress=rec, **kw)
     assert rec.calls == [(0, 2), (1, 2), (2, 2)]
     assert_trees_equal(sols, runs["sols"])
-    assert len(barriers) == 4  # after the setup and before reading, in each process
+    # Resumable runs meet only in the folder; a restart (process 0 clears) needs a barrier.
+    assert barriers == []
+    rec = Recorder()
+    nj.solve_batch(solve, batch, progress=rec, resume=False, collect=False, **kw)
+    assert barriers == ["noether_jax.solve_batch:setup"]
+    assert rec.calls == [(0, 2), (1, 2), (2, 2)]
     with pytest.raises(ValueError, match="out_dir"):
         nj.solve_batch(solve, batch, chunk_size=CHUNK, progress=False)
 

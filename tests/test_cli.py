@@ -132,6 +132,96 @@ def test_path_user_errors(user_file, tmp_path, capsys):
     # argparse's own usage errors: exit code 2, no traceback.
     assert main(["path", f"{f}:ou", "--x1", "1,0", "--t1", "1"]) == 2
     assert "--x0" in capsys.readouterr().err
+    # An output folder that cannot be written to: said before the solve, exit 2.
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    err = _error(capsys, ["path", f"{f}:ou", *base[:6], "--args", "1", "--out", str(blocker)])
+    assert f"--out {blocker} is a file" in err
+    err = _error(capsys, ["path", f"{f}:ou", *base[:6], "--args", "1",
+                          "--out", str(blocker / "sub")])
+    assert "cannot be created or written to" in err
+
+
+BATCH_MODEL = """
+import jax.numpy as jnp
+import noether_jax as nj
+
+sde = nj.SDE(lambda t, x, k: jnp.stack([-k * x[0], -k * x[1] ** 3]), 0.5)
+"""
+
+
+def test_batch_refuses_to_resume_a_different_problem(tmp_path, capsys, monkeypatch):
+    # `noether-jax batch` rerun into the same --out with any other option, shared endpoint
+    # or model file: exit 2 and one line naming what differs, unless --restart. The runs
+    # are interrupted once the manifest is written (before the first chunk), so nothing
+    # is compiled here.
+    from noether_jax._progress import Progress
+
+    def interrupt(self, i, n, message=""):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "bar", interrupt)
+    model = tmp_path / "model.py"
+    model.write_text(BATCH_MODEL)
+    bc = tmp_path / "bc.npz"
+    rng = np.random.default_rng(0)
+    np.savez(bc, x0=[-1.0, 0.0], x1=rng.uniform(0.5, 1.0, (5, 2)))
+    out = tmp_path / "out"
+    base = ["batch", f"{model}:sde", str(bc), "--t1", "2", "--args", "1.5", "--n-nodes", "11",
+            "--chunk-size", "4", "--out", str(out), "--quiet"]
+    assert main(base) == 130
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["identity"]["options"]["t1"] == 2.0
+    assert manifest["identity"]["shared"]["x0"] == [-1.0, 0.0]
+    capsys.readouterr()
+    assert main(base) == 130  # the same problem resumes
+    capsys.readouterr()
+
+    def refused(argv, *what):
+        err = _error(capsys, argv)
+        assert "different batch" in err and "pass --restart" in err, err
+        assert f"--out {out} holds" in err and "`out_dir`" not in err, err
+        for w in what:
+            assert w in err, err
+        return err
+
+    refused([*base, "--t1", "3"], "identity.options.t1: 2.0 on disk, 3.0 now")
+    refused([*base, "--args", "1.25"], "identity.options.args: 1.5 on disk, 1.25 now")
+    refused([*base, "--max-steps", "50"], "identity.options.max_steps: null on disk, 50 now")
+    refused([*base, "--n-nodes", "21"], "identity.options.n_nodes: 11 on disk, 21 now")
+    refused([*base, "--float32"], "identity.options.float32")
+    refused([*base, "--straggler-steps", "9"], "straggler_steps: null on disk, 9 now")
+    refused([*base, "--chunk-size", "3"], "chunk_size: 4 on disk, 3 now")
+    with np.load(bc) as data:
+        x1 = data["x1"]
+    np.savez(bc, x0=[-1.0, 1e-9], x1=x1)
+    refused(base, "identity.shared.x0: [-1.0, 0.0] on disk, [-1.0, 1e-09] now")
+    np.savez(bc, x0=[-1.0, 0.0], x1=x1 + np.array([0.0, 1e-12]))
+    refused(base, "inputs.sha256 (the batch's values)")
+    np.savez(bc, x0=[-1.0, 0.0], x1=x1)
+    model.write_text(BATCH_MODEL.replace("x[1] ** 3", "x[1] ** 2"))
+    refused(base, "identity.model.sha256")
+    # Nothing was overwritten by the refusals; --restart replaces the manifest.
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert main([*base, "--restart"]) == 130
+    new = json.loads((out / "manifest.json").read_text())
+    assert new["identity"]["model"]["sha256"] != manifest["identity"]["model"]["sha256"]
+    assert new["problem"]["jaxpr_sha256"] != manifest["problem"]["jaxpr_sha256"]
+
+
+def test_batch_distributed_options_checked_before_joining(tmp_path, capsys):
+    # (A real two-process run is in test_distributed.py; these fail before any process
+    # starts, so no coordinator is contacted.)
+    model = tmp_path / "model.py"
+    model.write_text(BATCH_MODEL)
+    bc = tmp_path / "bc.npz"
+    np.savez(bc, x0=[-1.0, 0.0], x1=np.ones((3, 2)))
+    base = ["batch", f"{model}:sde", str(bc), "--t1", "2", "--out", str(tmp_path / "o")]
+    err = _error(capsys, [*base, "--coordinator", "127.0.0.1:1", "--num-processes", "2"])
+    assert "--num-processes and --process-id go together" in err
+    err = _error(capsys, [*base, "--num-processes", "2", "--process-id", "2"])
+    assert "--process-id must be in 0..1" in err
+    assert not (tmp_path / "o").exists()
 
 
 # --- demo / reproduce with a fake case (the real cases are tested in their own files)

@@ -3,9 +3,11 @@ with results written to disk as it goes (resumable) and slow elements finished a
 
 import functools
 import inspect
+import json
 import math
 import os
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ from .._solution import RESULTS
 from . import _store
 
 _AXIS = "batch"
+_POLL_SECONDS = 0.2  # how often a process looks for the other processes' chunks
 
 
 # ---------------------------------------------------------------------------------------
@@ -195,6 +198,7 @@ def solve_batch(
     polish_size: int | None = None,
     progress: Any = True,
     collect: bool = True,
+    identity: dict[str, Any] | None = None,
 ) -> PyTree | None:
     r"""Map a solver over a very large batch of problems: in chunks, sharded over the local
     devices, with every finished chunk saved to disk so that an interrupted run resumes where
@@ -226,13 +230,23 @@ def solve_batch(
     - `out_dir`: folder for the results: `chunk_{i:06d}.npz` per chunk (keys are the leaf
       names of the output, e.g. `xs`, `action`, `stats.num_steps`; `numpy.load` reads them),
       each written to a temporary file then renamed over its name (atomic), and
-      `manifest.json` (size, chunk size, a SHA-256 of the inputs, the output structure and
-      the straggler settings). `None`: nothing is written (no resuming).
+      `manifest.json` (size, chunk size, a SHA-256 of the inputs, a fingerprint of the
+      problem, the output structure and the straggler settings), and
+      `checksums-p{k}.sha256`: the SHA-256 of every chunk file written by process `k`
+      (`sha256sum -c` reads it). `None`: nothing is written (no resuming). A path that is a
+      file, or a folder that cannot be created or written to, raises `ValueError` before
+      anything is solved.
     - `resume`: with `out_dir`, load the chunks already there and solve only the missing
-      ones. A folder holding a different batch (other inputs, chunk size, output structure
-      or straggler settings) is refused with a `ValueError`. The hash covers the inputs,
-      not `solve_fn`: use a new folder when you change the problem itself. `resume=False`
-      deletes the previous results in `out_dir` and starts afresh.
+      ones. A folder holding a different batch is refused with a one-line `ValueError` that
+      names what differs: the inputs, the chunk size, the output structure, the straggler
+      settings, `identity`, or the **problem**: `solve_fn` is traced on one element
+      (`jax.make_jaxpr`) and the manifest records SHA-256 hashes of that program and of the
+      arrays it closes over, so another drift, `x0`, `t1`, `args`, `n_nodes` or `max_steps`
+      inside `solve_fn` is caught (`problem.jaxpr_sha256`: the program, including Python
+      scalars; `problem.constants_sha256`: closed-over arrays). A chunk file whose SHA-256
+      differs from the one recorded when it was written (damaged, truncated) or that has
+      none is solved again, with a warning. `resume=False` deletes the previous results in
+      `out_dir` and starts afresh (a restart).
     - `devices`: the devices to shard each chunk over along its batch axis (default: all
       local devices, `jax.local_devices()`). Each device runs the solver on its share with
       `jax.shard_map`, and stops when its own elements are done (a straggler delays only
@@ -261,14 +275,41 @@ def solve_batch(
       `bar(i, n, message)` called after each chunk.
     - `collect`: return the results. With `False`, results stay on disk only (for batches
       larger than memory) and `None` is returned; call again with `resume=True` to load them.
+    - `identity`: a JSON-serialisable `dict` describing the problem in your own terms
+      (e.g. the options of a command line and a hash of a model file), recorded in the
+      manifest; a resume with a different one is refused, naming the differing key
+      (`identity.t1: 10.0 on disk, 5.0 now`). Default: nothing beyond the fingerprint.
 
     **Returns:** the output of `solve_fn` stacked along a leading axis of length `N` (e.g. an
     `nj.PathSolution` with `xs` of shape `(N, n, d)` and per-element `converged`, `result`).
 
     **Multi-host.** After `jax.distributed.initialize()`, call `solve_batch` in every process
     with the same arguments and an `out_dir` on a file system they share. Process `p` of
-    `P` solves the chunks `i` with `i % P == p` on its own local devices (no communication
-    while solving); after a barrier every process loads all chunks (if `collect`).
+    `P` (`jax.process_index()`, `jax.process_count()`) solves the chunks `i` with
+    `i % P == p` on its own local devices, with no communication while solving; then every
+    process with `collect=True` waits for the other chunks to appear in `out_dir` (each
+    once its checksum is recorded) and loads them, so all of them return the same result,
+    equal bit for bit to a single-process run with as many devices of the same kind. Pass
+    `collect=False` in the processes that need no results (memory). The processes meet
+    only in the shared folder: a process killed (`SIGKILL`, a lost node) and started
+    again with the same arguments loads its finished chunks, solves the rest, and the
+    others, still waiting, pick them up. For a process to rejoin a running job, JAX's
+    coordination service must allow it: `jax.config.update("jax_enable_recoverability",
+    True)` before `jax.distributed.initialize`. A process waits for the others without a
+    time limit. With `resume=False` the processes meet once more (a barrier) so that
+    process 0 clears the folder before anyone writes.
+
+    On a cluster, start one process per host (or per GPU) with the same command:
+
+    ```python
+    jax.distributed.initialize()   # SLURM, Open MPI, Kubernetes, Cloud TPU: detected
+    # elsewhere: jax.distributed.initialize("10.0.0.1:1234", num_processes=4, process_id=k)
+    sols = nj.solve_batch(solve, batch, out_dir="/shared/run1", chunk_size=4096,
+                          collect=jax.process_index() == 0)
+    ```
+
+    e.g. `srun --ntasks-per-node=1 python run.py` under SLURM (`jax.distributed` reads
+    `SLURM_JOB_NODELIST`, `SLURM_PROCID`, ... itself), or `noether-jax batch --distributed`.
 
     **Resuming.** Each finished chunk is one file, renamed into place only when complete, so
     a run killed at any moment (Ctrl-C, a lost node, a time limit) loses at most the chunks
@@ -309,11 +350,20 @@ def solve_batch(
     else:
         polish_size = polish = None
 
+    if identity is not None:
+        if not isinstance(identity, dict):
+            raise ValueError(
+                f"`identity` must be None or a dict, got {type(identity).__name__}."
+            )
+        try:  # as it reads back from the manifest (tuples become lists)
+            identity = json.loads(json.dumps(identity))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"`identity` must be JSON-serialisable ({e}).") from None
+
     num_processes, process = jax.process_count(), jax.process_index()
     root = old = None
     if out_dir is not None:
-        root = pathlib.Path(out_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        root = _store.prepare_folder(out_dir)
         manifest = {
             "format": _store.FORMAT,
             "version": _store.VERSION,
@@ -326,10 +376,11 @@ def solve_batch(
             },
             "straggler_steps": straggler_steps,
             "polish_size": polish_size,
+            "identity": identity or {},
         }
         old = _store.read_manifest(root) if resume else None
         if old is not None:  # before tracing `solve_fn`: a refusal costs nothing
-            _store.check_manifest(root, old, manifest, ignore=("outputs",))
+            _store.check_manifest(root, old, manifest, ignore=("problem", "outputs"))
         elif resume and _store.existing_chunks(root):
             raise ValueError(
                 f"`out_dir` {root} holds chunk files but no manifest.json, so they cannot be "
@@ -352,6 +403,12 @@ def solve_batch(
     out_spec = _store.describe(names, out_leaves_struct, batched=True)
 
     if root is not None:
+        # What is solved: the program of `solve_fn` on one element, and its constants.
+        element = jax.tree.unflatten(
+            treedef,
+            [jax.ShapeDtypeStruct(leaf.shape[1:], dt) for leaf, dt in zip(leaves, dtypes)],
+        )
+        manifest["problem"] = _store.problem_fingerprint(solve_fn, element)
         manifest["outputs"] = out_spec
         if old is not None:
             _store.check_manifest(root, old, manifest)
@@ -362,7 +419,10 @@ def solve_batch(
         if old is None:
             # Every process writes the same content, atomically: no ordering needed.
             _store.write_manifest(root, manifest)
-        if num_processes > 1:
+        if num_processes > 1 and not resume:
+            # Process 0 clears the folder before anyone writes a chunk. (A resumed run
+            # needs no barrier: every process writes the same manifest, atomically, and
+            # a process restarted alone joins in without the others.)
             _barrier("noether_jax.solve_batch:setup")
     elif num_processes > 1:
         raise ValueError(
@@ -379,9 +439,17 @@ def solve_batch(
         start, stop = bounds(i)
         parts = []
         for leaf, dt in zip(leaves, dtypes):
-            part = jnp.asarray(leaf[start:stop], dtype=dt)
+            # An explicit transfer (allowed under `jax.transfer_guard("disallow")`); a
+            # no-op for inputs already on the device.
+            # (`lax.slice`: static bounds, where indexing would send them as arrays).
+            part = (
+                jax.lax.slice_in_dim(leaf, start, stop)
+                if isinstance(leaf, jax.Array) else leaf[start:stop]
+            )
+            part = jax.device_put(part).astype(dt)
             if stop - start < padded:
-                fill = jnp.broadcast_to(part[-1:], (padded - (stop - start), *part.shape[1:]))
+                last = jax.lax.slice_in_dim(part, stop - start - 1, stop - start)
+                fill = jnp.broadcast_to(last, (padded - (stop - start), *part.shape[1:]))
                 part = jnp.concatenate([part, fill])
             parts.append(part)
         return jax.tree.unflatten(treedef, parts)
@@ -398,11 +466,12 @@ def solve_batch(
     mine = [i for i in range(num_chunks) if i % num_processes == process]
     results: dict[int, list] = {}
     todo = []
+    checksums = _store.read_checksums(root) if root is not None and resume else {}
     for i in mine:
         loaded = None
         if root is not None and resume and _store.chunk_path(root, i).exists():
             start, stop = bounds(i)
-            loaded = _store.load_chunk(root, i, out_spec, stop - start)
+            loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
         if loaded is None:
             todo.append(i)
         elif collect:
@@ -416,30 +485,66 @@ def solve_batch(
     for i in todo:
         host = solve(i)
         if root is not None:
-            _store.save_chunk(root, i, names, host)
+            _store.save_chunk(root, i, names, host, process=process)
         if collect:
             results[i] = host
         done += 1
         if progress is not None:
             progress.bar(done, len(mine), message)
 
-    if num_processes > 1:
-        _barrier("noether_jax.solve_batch:done")
-        if collect:
-            for i in range(num_chunks):
-                if i not in results:
-                    start, stop = bounds(i)
-                    loaded = _store.load_chunk(root, i, out_spec, stop - start)
-                    if loaded is None:
-                        raise ValueError(f"solve_batch: chunk {i} is missing from {root}.")
-                    results[i] = loaded
+    if num_processes > 1 and collect:
+        # The other processes' chunks, as they appear in the shared folder (each once its
+        # checksum is recorded). No device collective: a process killed and restarted
+        # (e.g. requeued by the cluster) finishes its share and this one picks it up.
+        others = [i for i in range(num_chunks) if i not in results]
+        absent = sum(not _store.chunk_path(root, i).exists() for i in others)
+        if absent and progress is not None:
+            progress.bar(done, len(mine), f"{message}; waiting for {absent} chunks of the "
+                         "other processes")
+        while others:
+            checksums = _store.read_checksums(root)
+            waiting = []
+            for i in others:
+                path = _store.chunk_path(root, i)
+                if not (path.exists() and path.name in checksums):
+                    waiting.append(i)
+                    continue
+                start, stop = bounds(i)
+                loaded = _store.load_chunk(root, i, out_spec, stop - start, checksums)
+                if loaded is None:  # damaged after it was written: solved here instead
+                    loaded = solve(i)
+                    _store.save_chunk(root, i, names, loaded, process=process)
+                results[i] = loaded
+            others = waiting
+            if others:
+                time.sleep(_POLL_SECONDS)
     if not collect:
         return None
     stacked = [
-        jnp.concatenate([results[i][k] for i in range(num_chunks)])
+        jnp.concatenate(jax.device_put([results[i][k] for i in range(num_chunks)]))
         for k in range(len(out_leaves_struct))
     ]
     return jax.tree.unflatten(out_treedef, stacked)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _stragglers(out, valid: int):
+    """The indices of the stragglers among the first `valid` elements (then padding), and
+    their number; on the device, so that no host array is sent back."""
+    mask = _polish_mask(out)
+    mask = mask & (jnp.arange(mask.shape[0]) < valid)
+    (order,) = jnp.nonzero(mask, size=mask.shape[0], fill_value=0)
+    return order.astype(jnp.int32), jnp.sum(mask)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _round(order, count, start: int, size: int):
+    """Stragglers `start` to `start + size`, padded with copies of the first of them: they
+    take its path in lockstep, no extra steps."""
+    k = jnp.arange(size)
+    padded = jnp.concatenate([order, jnp.zeros(size, order.dtype)])
+    part = jax.lax.dynamic_slice(padded, (start,), (size,))
+    return jnp.where(start + k < count, part, order[start])
 
 
 @jax.jit
@@ -463,12 +568,10 @@ def _polish(solver: _Solver, chunk, out, size: int, *, valid: int):
     """Solve again, warm-started with the solver's full budget, the elements of `out` that
     ran out of steps (among the first `valid`: the rest is padding); `size` of them at a
     time (one compilation)."""
-    (idx,) = jax.device_get(_polish_mask(out))[:valid].nonzero()
-    idx = [int(i) for i in idx]
-    for start in range(0, len(idx), size):
-        part = idx[start : start + size]
-        # Pad with copies of one straggler: they take its path in lockstep, no extra steps.
-        sel = jnp.asarray(part + [part[0]] * (size - len(part)), dtype=jnp.int32)
+    order, on_device = _stragglers(out, valid)
+    count = int(jax.device_get(on_device))
+    for start in range(0, count, size):
+        sel = _round(order, on_device, start, size)
         elements, init = _gather((chunk, out.xs), sel)
         out = _merge(out, solver(elements, init=init), sel)
     return out

@@ -1,10 +1,14 @@
-"""On-disk results of `solve_batch`: one `.npz` file per chunk, written atomically, and a
-`manifest.json` that identifies the run so that a resumed run cannot mix results."""
+"""On-disk results of `solve_batch`: one `.npz` file per chunk, written atomically; a
+`manifest.json` that identifies the run (the inputs *and* the problem solved) so that a
+resumed run cannot mix results; and per-process checksum files (`sha256sum` format) so
+that a damaged chunk is detected and solved again."""
 
 import hashlib
+import io
 import json
 import os
 import pathlib
+import re
 import tempfile
 import warnings
 from typing import Any
@@ -14,7 +18,9 @@ import jax.numpy as jnp
 
 MANIFEST = "manifest.json"
 FORMAT = "noether_jax.solve_batch"
-VERSION = 1
+VERSION = 2
+_CHUNK_NAME = re.compile(r"^chunk_\d{6}\.npz$")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
 
 
 def chunk_path(root: pathlib.Path, i: int) -> pathlib.Path:
@@ -56,6 +62,54 @@ def inputs_sha256(leaves, dtypes) -> str:
     return h.hexdigest()
 
 
+def _update_with_array(h, value) -> None:
+    host = jax.device_get(value)
+    shape, dtype = tuple(getattr(host, "shape", ())), getattr(host, "dtype", type(host))
+    h.update(f"{shape}|{dtype}|".encode())
+    h.update(host.tobytes(order="C") if hasattr(host, "tobytes") else repr(host).encode())
+
+
+def _closed_jaxprs(closed):
+    """`closed` and every closed jaxpr nested in its equations' parameters (`jit`,
+    `while_loop`, `cond`, custom derivatives), each once."""
+    seen, stack, out = set(), [closed], []
+    while stack:
+        c = stack.pop()
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        out.append(c)
+        jaxpr = getattr(c, "jaxpr", c)
+        for eqn in getattr(jaxpr, "eqns", ()):
+            for value in eqn.params.values():
+                for v in value if isinstance(value, (tuple, list)) else (value,):
+                    if hasattr(v, "consts") and hasattr(v, "jaxpr"):
+                        stack.append(v)
+                    elif hasattr(v, "eqns"):  # an open jaxpr (no constants of its own)
+                        stack.append(v)
+    return out
+
+
+def problem_fingerprint(fn, element) -> dict[str, str]:
+    """What `fn` computes on one element: SHA-256 hashes of the jaxpr of `fn` traced on
+    `element` (a pytree of `jax.ShapeDtypeStruct`s) and of the arrays it closes over.
+
+    The printed jaxpr holds the program (the drift, the solver, its static options such as
+    `n_nodes` or `max_steps`, and Python scalars such as `t1`, which are literals); the
+    constants hold closed-over arrays (a shared `x0`, `args`). Memory addresses, which
+    some parameters print, are removed, so the hashes agree between processes."""
+    closed = jax.make_jaxpr(fn)(element)
+    text = _ADDRESS.sub("", str(closed))
+    h = hashlib.sha256()
+    for c in _closed_jaxprs(closed):
+        for const in getattr(c, "consts", ()):
+            _update_with_array(h, const)
+    return {
+        "jaxpr_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "constants_sha256": h.hexdigest(),
+    }
+
+
 def _atomic_write(path: pathlib.Path, write) -> None:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over
     `path` (`os.replace` is atomic): a reader sees the old file or the whole new one, and a
@@ -90,16 +144,63 @@ def save_arrays(path: pathlib.Path, arrays: dict) -> None:
     _atomic_write(path, lambda f: jnp.savez(f, **arrays))
 
 
-def save_chunk(root: pathlib.Path, i: int, names, host_leaves) -> None:
-    save_arrays(chunk_path(root, i), dict(zip(names, host_leaves)))
+def checksums_path(root: pathlib.Path, process: int) -> pathlib.Path:
+    return root / f"checksums-p{process}.sha256"
 
 
-def load_chunk(root: pathlib.Path, i: int, expected: list[dict[str, Any]], count: int):
-    """The leaves of chunk `i` as host arrays, or `None` (with a warning) if the file does
-    not hold what this run expects (then the chunk is solved again)."""
+def save_chunk(root: pathlib.Path, i: int, names, host_leaves, *, process: int = 0) -> None:
+    """Chunk `i` to its file (atomically), then its SHA-256 appended to this process's
+    checksum file (`sha256sum -c` reads it). Each process appends to its own file, so
+    processes sharing the folder never write the same file."""
+    buffer = io.BytesIO()
+    jnp.savez(buffer, **dict(zip(names, host_leaves)))
+    data = buffer.getvalue()
     path = chunk_path(root, i)
+    _atomic_write(path, lambda f: f.write(data))
+    line = f"{hashlib.sha256(data).hexdigest()}  {path.name}\n"
+    with open(checksums_path(root, process), "a", encoding="ascii") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_checksums(root: pathlib.Path) -> dict[str, str]:
+    """Chunk file name -> SHA-256, from every process's checksum file (the last entry of a
+    name wins; a line cut short by a killed process is ignored)."""
+    sums: dict[str, str] = {}
+    for path in sorted(root.glob("checksums-p*.sha256")):
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            digest, _, name = line.partition("  ")
+            if len(digest) == 64 and _CHUNK_NAME.match(name):
+                sums[name] = digest
+    return sums
+
+
+def load_chunk(
+    root: pathlib.Path, i: int, expected: list[dict[str, Any]], count: int,
+    checksums: dict[str, str] | None = None,
+):
+    """The leaves of chunk `i` as host arrays, or `None` (with a warning) if the file does
+    not match its recorded checksum or does not hold what this run expects (then the chunk
+    is solved again). `checksums`: from `read_checksums` (read again when `None`)."""
+    path = chunk_path(root, i)
+    if checksums is None:
+        checksums = read_checksums(root)
     try:
-        with jnp.load(path, allow_pickle=False) as data:
+        raw = path.read_bytes()
+        recorded = checksums.get(path.name)
+        if recorded is None:
+            raise ValueError("no checksum recorded for it")
+        if hashlib.sha256(raw).hexdigest() != recorded:
+            raise ValueError(
+                f"its SHA-256 differs from the one recorded when it was written ({len(raw)} "
+                "bytes: damaged or truncated)"
+            )
+        with jnp.load(io.BytesIO(raw), allow_pickle=False) as data:
             leaves = []
             for spec in expected:
                 arr = data[spec["name"]]
@@ -116,6 +217,24 @@ def load_chunk(root: pathlib.Path, i: int, expected: list[dict[str, Any]], count
         warnings.warn(f"solve_batch: {path} is unusable ({e}); solving that chunk again.")
         return None
     return leaves
+
+
+def prepare_folder(out_dir) -> pathlib.Path:
+    """`out_dir` as a folder that exists and can be written to, or a `ValueError` saying
+    why not (checked before anything is solved)."""
+    root = pathlib.Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"`out_dir` {root} is a file, not a folder: pass a folder's path.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=".probe.", dir=root):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"`out_dir` {root} cannot be created or written to ({e.strerror or e}): pass a "
+            "writable folder."
+        ) from None
+    return root
 
 
 def read_manifest(root: pathlib.Path) -> dict[str, Any] | None:
@@ -139,12 +258,14 @@ def write_manifest(root: pathlib.Path, manifest: dict[str, Any]) -> None:
 def check_manifest(
     root: pathlib.Path, old: dict[str, Any], new: dict[str, Any], *, ignore=()
 ) -> None:
-    """Refuse to resume a run whose inputs or settings differ from this one."""
-    keys = sorted((set(old) | set(new)) - set(ignore))
-    differ = [k for k in keys if old.get(k) != new.get(k)]
+    """Refuse to resume a run whose inputs, problem or settings differ from this one, with
+    one line naming what differs (e.g. `problem.constants_sha256`, `identity.t1`)."""
+    old = {k: v for k, v in old.items() if k not in ignore}
+    new = {k: v for k, v in new.items() if k not in ignore}
+    differ = _differences(old, new)
     if differ:
         what = "; ".join(
-            f"{k}: {_short(old.get(k))} on disk, {_short(new.get(k))} now" for k in differ
+            f"{_describe_key(k)}: {_short(a)} on disk, {_short(b)} now" for k, a, b in differ
         )
         raise ValueError(
             f"`out_dir` {root} holds results of a different batch ({what}). Resuming would "
@@ -153,8 +274,34 @@ def check_manifest(
         )
 
 
+_KEY_NOTES = {
+    "problem.jaxpr_sha256": "the program of `solve_fn`",
+    "problem.constants_sha256": "the arrays `solve_fn` closes over",
+    "inputs.sha256": "the batch's values",
+}
+
+
+def _describe_key(key: str) -> str:
+    note = _KEY_NOTES.get(key)
+    return f"{key} ({note})" if note else key
+
+
+def _differences(old, new, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old, new) for every leaf of two JSON trees that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    if old != new:
+        return [(prefix.removesuffix(".") or "manifest", old, new)]
+    return []
+
+
 def _short(value) -> str:
     text = json.dumps(value)
+    if isinstance(value, str) and len(value) == 64:  # a hash: its first digits suffice
+        return value[:12] + "..."
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -174,4 +321,6 @@ def clear(root: pathlib.Path) -> None:
     for path in existing_chunks(root):
         path.unlink()
     remove_temporaries(root)
+    for path in root.glob("checksums-p*.sha256"):
+        path.unlink()
     (root / MANIFEST).unlink(missing_ok=True)

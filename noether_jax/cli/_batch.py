@@ -2,6 +2,7 @@
 `nj.solve_batch` (chunked, sharded over the local devices, resumable)."""
 
 import argparse
+import hashlib
 import json
 import pathlib
 import sys
@@ -16,8 +17,12 @@ boundary conditions:
           --x0 on the command line.
 
 outputs (in DIR):
-  chunk_NNNNNN.npz, manifest.json   one file per finished chunk; rerunning the same
-                                    command resumes an interrupted run
+  chunk_NNNNNN.npz, manifest.json,  one file per finished chunk and their SHA-256;
+  checksums-pK.sha256               rerunning the same command resumes an interrupted
+                                    run. A rerun with any other option, shared endpoint
+                                    or model file is refused (exit 2, naming what
+                                    differs) unless --restart is given; a damaged chunk
+                                    is solved again
   results.npz                       every path: xs (N, n, d), ts, action, converged,
                                     result (nj.RESULTS code), stats.num_steps, ...
   summary.json                      counts, actions, steps, timings
@@ -25,7 +30,17 @@ outputs (in DIR):
 example (my_ms.py defines sde = nj.SDE(maier_stein_drift, 1.0)):
   python -c "import numpy as np; np.savez('bc.npz', x0=[-1, 0],
       x1=np.random.default_rng(0).uniform([0.7, -0.5], [1.3, 0.5], (10000, 2)))"
-  noether-jax batch my_ms.py:sde bc.npz --t1 10 --args 10 --straggler-steps 40"""
+  noether-jax batch my_ms.py:sde bc.npz --t1 10 --args 10 --straggler-steps 40
+
+several processes (one per host or GPU, DIR on a shared file system): run the
+same command in each with --distributed. Under SLURM (srun), Open MPI (mpirun) or
+Kubernetes the job is detected; elsewhere give --coordinator HOST:PORT (process 0's
+address, or $JAX_COORDINATOR_ADDRESS) --num-processes P --process-id K. Process K
+solves chunks K, K+P, ...; process 0 waits for the others' chunks and writes
+results.npz. A process that dies can be started again with the same command: it
+rejoins, keeps its finished chunks and solves the rest.
+  srun -N 4 --ntasks-per-node 1 noether-jax batch my_ms.py:sde bc.npz \\
+      --t1 10 --args 10 --out /shared/run1 --distributed"""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -70,6 +85,19 @@ some problems did not converge (their results are still written).""",
     parser.add_argument("--float32", action="store_true",
                         help="single precision (default: float64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = parser.add_argument_group(
+        "several processes (hosts or GPUs) sharing DIR, through jax.distributed")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a multi-process job: the cluster is detected (SLURM, Open "
+                       "MPI, Kubernetes, Cloud TPU) unless --coordinator/--num-processes/"
+                       "--process-id say where it is")
+    group.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0 (default: $JAX_COORDINATOR_ADDRESS or "
+                       "detected); implies --distributed")
+    group.add_argument("--num-processes", type=int, metavar="P",
+                       help="number of processes (with --coordinator)")
+    group.add_argument("--process-id", type=int, metavar="K",
+                       help="this process's index, 0 to P-1 (with --coordinator)")
     parser.set_defaults(handler=_batch)
     return parser
 
@@ -105,8 +133,36 @@ def _batch(ns: argparse.Namespace) -> int:
         user_args = None if ns.args is None else json.loads(ns.args)
     except json.JSONDecodeError as e:
         raise CLIError(f"--args: not valid JSON ({e}): {ns.args!r}.") from None
+    _distributed(ns)
     with _precision(not ns.float32):
         return _run(ns, pathlib.Path(file_text), name, bc, cli, user_args)
+
+
+def _distributed(ns: argparse.Namespace) -> None:
+    """Join a `jax.distributed` job (before anything touches a device)."""
+    from ._main import CLIError
+
+    explicit = [ns.coordinator, ns.num_processes, ns.process_id]
+    if not ns.distributed and all(v is None for v in explicit):
+        return
+    if any(v is not None for v in explicit[1:]) and None in explicit[1:]:
+        raise CLIError("--num-processes and --process-id go together.")
+    if ns.num_processes is not None:
+        if ns.num_processes < 1 or not 0 <= ns.process_id < ns.num_processes:
+            raise CLIError(
+                f"--process-id must be in 0..{ns.num_processes - 1} and --num-processes "
+                f"at least 1; got {ns.process_id} of {ns.num_processes}."
+            )
+    import jax
+
+    # A process killed and started again (a requeued task) may rejoin the running job.
+    jax.config.update("jax_enable_recoverability", True)
+    try:
+        jax.distributed.initialize(
+            ns.coordinator, num_processes=ns.num_processes, process_id=ns.process_id
+        )
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"--distributed: joining the job failed ({e}).") from None
 
 
 def _read_bc(bc: pathlib.Path, cli: dict, geometric: bool) -> dict:
@@ -212,6 +268,21 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         return nj.minimize_action(sde, p["x0"], p["x1"], p["t0"], p["t1"], **kw)
 
     out = pathlib.Path(ns.out)
+    # What is solved, recorded in the manifest: a rerun into the same DIR with any other
+    # option, shared endpoint or model file is refused instead of reusing the old chunks.
+    identity = {
+        "model": {
+            "file": str(file.resolve()),
+            "name": name,
+            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        },
+        "options": {
+            "x0": cli["x0"], "x1": cli["x1"], "t0": cli["t0"], "t1": cli["t1"],
+            "geometric": ns.geometric, "n_nodes": ns.n_nodes, "args": user_args,
+            "max_steps": ns.max_steps, "float32": ns.float32,
+        },
+        "shared": {k: jnp.asarray(v).tolist() for k, v in sorted(shared.items())},
+    }
     label = f"{file.name}:{name}"
     mode = (
         "unbounded time (geometric)"
@@ -222,23 +293,39 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         + ("per-problem t1" if "t1" in batched else f"{float(parts['t1']):g}")
     )
     devices = jax.local_devices()
+    process, processes = jax.process_index(), jax.process_count()
+    where = "" if processes == 1 else f", process {process} of {processes}"
     print(f"{label}: {n_problems} problems, d = {d}, {ns.n_nodes} nodes, {mode}, "
-          f"{jnp.dtype(dtype).name}, {len(devices)} x {devices[0].device_kind}")
+          f"{jnp.dtype(dtype).name}, {len(devices)} x {devices[0].device_kind}{where}")
     start = time.perf_counter()
     try:
+        # With several processes, process 0 assembles the results; the others only solve
+        # their share of the chunks.
         sols = nj.solve_batch(
             solve, batched, chunk_size=ns.chunk_size, out_dir=out, resume=not ns.restart,
             straggler_steps=ns.straggler_steps, polish_size=ns.polish_size,
-            progress=Progress("batch", quiet=ns.quiet),
+            progress=Progress("batch", quiet=ns.quiet), identity=identity,
+            collect=process == 0,
         )
     except ValueError as e:
-        raise CLIError(str(e).replace("pass `resume=False`", "pass --restart")) from None
+        message = str(e).replace("pass `resume=False`", "pass --restart")
+        raise CLIError(message.replace("`out_dir`", "--out")) from None
+    except OSError as e:  # e.g. the disk filled up: finished chunks stay, rerun to resume
+        raise CLIError(f"writing to {out} failed ({e}); rerun to resume.") from None
     seconds = time.perf_counter() - start
+    if sols is None:
+        print(f"process {process}: its chunks are in {out} ({seconds:.1f} s); process 0 "
+              "writes results.npz")
+        return 0
 
     names = _store.leaf_names(sols)
     host = jax.device_get(jax.tree.leaves(sols))
     results_file = out / "results.npz"
-    _store.save_arrays(results_file, dict(zip(names, host)))
+    try:
+        _store.save_arrays(results_file, dict(zip(names, host)))
+    except OSError as e:
+        raise CLIError(f"writing {results_file} failed ({e}); the chunks in {out} are "
+                       "complete: free space and rerun to assemble them.") from None
 
     converged = sols.converged
     n_ok = int(jnp.sum(converged))
@@ -270,8 +357,11 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
         "seconds": seconds,
         "results_file": str(results_file),
     }
-    (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n",
-                                      encoding="utf-8")
+    try:
+        (out / "summary.json").write_text(json.dumps(jsonable(summary), indent=2) + "\n",
+                                          encoding="utf-8")
+    except OSError as e:
+        raise CLIError(f"writing {out / 'summary.json'} failed ({e}).") from None
 
     print(f"converged: {n_ok}/{n_problems}"
           + ("" if n_ok == n_problems else " (" + ", ".join(

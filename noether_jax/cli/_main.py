@@ -514,6 +514,16 @@ def _plot_path(file: pathlib.Path, *, ts, xs, report, geometric: bool, label: st
     fig.savefig(file, dpi=110)
 
 
+def _writable_folder(path) -> pathlib.Path:
+    """`path` as an existing, writable folder (created if needed), or a `CLIError`."""
+    from noether_jax._batch._store import prepare_folder
+
+    try:
+        return prepare_folder(path)
+    except ValueError as e:
+        raise CLIError(str(e).replace("`out_dir` ", "--out ")) from None
+
+
 def _path(ns: argparse.Namespace) -> int:
     spec = ns.system
     if ":" not in spec:
@@ -558,6 +568,7 @@ def _solve_path(ns, file, name, x0_vals, x1_vals, t0, t1, user_args) -> int:
     x0 = jnp.asarray(x0_vals, dtype)
     x1 = jnp.asarray(x1_vals, dtype)
     d = _check_dimension(sde, name, x0, x1, t0, args)
+    out = _writable_folder(ns.out)  # before the solve, not after it
 
     label = f"{file.name}:{name}"
     start = time.perf_counter()
@@ -610,12 +621,8 @@ def _solve_path(ns, file, name, x0_vals, x1_vals, t0, t1, user_args) -> int:
     )
     print(str(report))
 
-    out = pathlib.Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
     fig_file = out / f"path_{name}.png"
     json_file = out / f"path_{name}.json"
-    _plot_path(fig_file, ts=sol.ts, xs=sol.xs, report=report, geometric=ns.geometric,
-               label=label)
     data = {
         "system": label,
         "mode": "geometric" if ns.geometric else "fixed-time",
@@ -638,7 +645,12 @@ def _solve_path(ns, file, name, x0_vals, x1_vals, t0, t1, user_args) -> int:
         ],
     }
     text = json.dumps(jsonable(data), indent=2, default=str)
-    json_file.write_text(text + "\n", encoding="utf-8")
+    try:  # the JSON first: it holds the numbers
+        json_file.write_text(text + "\n", encoding="utf-8")
+        _plot_path(fig_file, ts=sol.ts, xs=sol.xs, report=report, geometric=ns.geometric,
+                   label=label)
+    except OSError as e:  # the folder became unwritable, or the disk is full
+        raise CLIError(f"writing to {out} failed ({e}); the numbers are printed above.") from None
     print(f"figure: {fig_file}\njson: {json_file}")
     if not converged:
         print(f"{PROG} path: error: the solver did not converge: {message}", file=sys.stderr)
