@@ -13,22 +13,36 @@ from noether_jax._symmetry._families import AbstractAffineFamily
 
 def one_rotation_sde(d, seed=0):
     """A drift with exactly one rotation symmetry, `R0,1` (see the benchmark script):
-    `f_y = (1 − |y|² + v·tanh z) y + 0.7 J y + ε (y_0, 0)`, `f_z = −z + W tanh z + u |y|²`,
-    with `ε = args` breaking it."""
+    `f_y = (1 − |y|² + s v·tanh z) y + 0.7 J y + ε (y_0, 0)`,
+    `f_z = −z + s (W tanh z + u |y|²)`, `args = (ε, s)`: `ε` breaks the symmetry; `s = 0`
+    leaves every rotation of `z` a symmetry too. The noise `D` is a vector (equal on the
+    `(x_0, x_1)` plane), so one compiled search serves every test below."""
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     m = d - 2
     W = 1.5 * jax.random.normal(k1, (m, m)) / jnp.sqrt(m)
     u = jax.random.normal(k2, (m,)) / jnp.sqrt(m)
     v = jax.random.normal(k3, (m,)) / jnp.sqrt(m)
 
-    def f(t, x, eps):
+    def f(t, x, a):
+        eps, s = a
         y, z = x[:2], x[2:]
         r2 = y @ y
-        fy = (1.0 - r2 + v @ jnp.tanh(z)) * y + 0.7 * jnp.array([-y[1], y[0]])
+        fy = (1.0 - r2 + s * (v @ jnp.tanh(z))) * y + 0.7 * jnp.array([-y[1], y[0]])
         fy = fy + eps * jnp.array([y[0], 0.0])
-        return jnp.concatenate([fy, -z + W @ jnp.tanh(z) + u * r2])
+        return jnp.concatenate([fy, -z + s * (W @ jnp.tanh(z) + u * r2)])
 
-    return nj.SDE(f, 0.5)
+    return nj.SDE(f, 0.5 * jnp.ones(d))
+
+
+D10 = 10
+SDE10 = one_rotation_sde(D10)
+
+
+def mf10(sde=SDE10, eps=0.0, s=1.0, **kw):
+    return nj.find_symmetries(
+        sde, nj.Rotations(D10), args=(jnp.asarray(eps), jnp.asarray(s)), method="matrix_free",
+        **kw,
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,98 +66,90 @@ def test_structured_families_match_their_matrices(fam):
 
 
 def test_matrix_free_agrees_with_dense():
-    # Anisotropic noise (a nonzero metric block) and a random network drift: no symmetry.
-    d = 8
-    W = jax.random.normal(jax.random.key(5), (d, d)) / jnp.sqrt(d)
-    sde = nj.SDE(lambda t, x, a: -x + a @ jnp.tanh(x), jnp.linspace(0.5, 1.0, d))
-    for fam, num in [(nj.Rotations(d), 4), (nj.LinearGenerators(d), 6)]:
-        dense = nj.find_symmetries(sde, fam, args=W, method="dense", n_points=40)
-        mf = nj.find_symmetries(sde, fam, args=W, method="matrix_free", n_points=40,
-                                num_smallest=num)
-        assert mf.method == "matrix_free" and bool(mf.converged)
-        assert mf.singular_values.shape == (num,) and mf.directions.shape == (num, fam.size)
-        np.testing.assert_allclose(mf.singular_values, dense.singular_values[:num], rtol=1e-8)
-        np.testing.assert_allclose(
-            mf.drift_singular_values, dense.drift_singular_values[:num], rtol=1e-8
-        )
-        # each direction: unit size, and its residual is its singular value
-        cond = nj.symmetry_conditions(sde, fam, mf_points(fam, 40), args=W)
-        C = jnp.concatenate([cond.drift, cond.metric])
-        np.testing.assert_allclose(
-            jnp.linalg.norm(cond.norm @ mf.directions.T, axis=0), 1.0, rtol=1e-10
-        )
-        np.testing.assert_allclose(
-            jnp.linalg.norm(C @ mf.directions.T, axis=0), mf.singular_values, rtol=1e-8
-        )
+    # Broken (ε = 0.3) with anisotropic noise (a nonzero metric block): no symmetry; the
+    # iterative path (k = 45 > 3 × block) against the dense SVD.
+    fam = nj.Rotations(D10)
+    sde = eqx_tree_at_D(SDE10, jnp.linspace(0.5, 1.0, D10))
+    args = (jnp.asarray(0.3), jnp.asarray(1.0))
+    dense = nj.find_symmetries(sde, fam, args=args, method="dense", n_points=32)
+    mf = mf10(sde, eps=0.3)
+    assert mf.method == "matrix_free" and bool(mf.converged)
+    assert mf.singular_values.shape == (8,) and mf.directions.shape == (8, fam.size)
+    np.testing.assert_allclose(mf.singular_values, dense.singular_values[:8], rtol=1e-8)
+    np.testing.assert_allclose(mf.drift_singular_values, dense.drift_singular_values[:8],
+                               rtol=1e-8)
+    # each direction has unit size, and its residual is its singular value
+    pts = jax.random.normal(jax.random.key(0), (32, D10))
+    cond = nj.symmetry_conditions(sde, fam, pts, args=args)
+    C = jnp.concatenate([cond.drift, cond.metric])
+    np.testing.assert_allclose(jnp.linalg.norm(cond.norm @ mf.directions.T, axis=0), 1.0,
+                               rtol=1e-10)
+    np.testing.assert_allclose(jnp.linalg.norm(C @ mf.directions.T, axis=0),
+                               mf.singular_values, rtol=1e-8)
 
 
-def mf_points(fam, n):
-    return jax.random.normal(jax.random.key(0), (n, fam.dim))
+def eqx_tree_at_D(sde, D):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda s: s.diffusion, sde, D)
 
 
-def test_same_null_space_as_dense():
-    d = 8
-    sde = one_rotation_sde(d)
-    dense = nj.find_symmetries(sde, nj.Rotations(d), args=0.0, method="dense")
-    mf = nj.find_symmetries(sde, nj.Rotations(d), args=0.0, method="matrix_free")
+def test_same_null_space_as_dense_and_sigma_proportional_to_eps():
+    dense = nj.find_symmetries(SDE10, nj.Rotations(D10), args=(0.0, 1.0), method="dense")
+    mf = mf10()
     assert int(dense.num_symmetries) == int(mf.num_symmetries) == 1
     np.testing.assert_allclose(mf.basis[0], dense.basis[0], atol=1e-9)
-    np.testing.assert_allclose(mf.basis[0], jnp.eye(nj.Rotations(d).size)[0], atol=1e-9)
+    np.testing.assert_allclose(mf.basis[0], jnp.eye(nj.Rotations(D10).size)[0], atol=1e-9)
     assert mf.singular_values[0] < 1e-10 and mf.singular_values[1] > 1e-3
     assert mf.mask.shape == (8,) and bool(mf.mask[0]) and not bool(mf.mask[1])
     assert "matrix-free" in str(mf) and "R01" in str(mf)
+    # a near-symmetry: σ ∝ ε, and near_generators finds it
+    sig = [float(mf10(eps=e).singular_values[0]) for e in (1e-4, 1e-3)]
+    assert 1e-7 < sig[0] < 1e-3
+    np.testing.assert_allclose(sig[1] / sig[0], 10.0, rtol=2e-3)
+    near = mf10(eps=1e-4).near_generators(10 * sig[0])
+    assert len(near) == 1
+    c = near[0][1].coefficients  # unit size (not unit norm): along R01 to O(ε)
+    assert abs(c[0]) / jnp.linalg.norm(c) > 1 - 1e-8
+
+
+def test_incomplete_when_more_symmetries_than_returned():
+    # s = 0: every rotation of z commutes with the drift too (1 + 28 symmetries), more than
+    # the 8 returned: the result says it may be incomplete.
+    res = mf10(s=0.0)
+    assert int(res.num_symmetries) == 8 and not bool(res.complete)
+    assert "there may be more" in str(res)
+    assert bool(mf10().complete)
 
 
 def test_known_rotation_found_matrix_free_d32():
     d = 32
-    res = nj.find_symmetries(one_rotation_sde(d), nj.Rotations(d), args=0.0)
+    sde = one_rotation_sde(d)
+    res = nj.find_symmetries(sde, nj.Rotations(d), args=(0.0, 1.0))
     assert res.method == "matrix_free"  # chosen automatically at this size
     assert bool(res.converged) and bool(res.complete)
     assert len(res.generators) == 1
     np.testing.assert_allclose(res.basis[0], jnp.eye(res.family.size)[0], atol=1e-8)
     assert res.generators[0].describe() == "R0,1"
     assert res.singular_values[0] < 1e-10 and res.singular_values[1] > 1e-3
-    # near_generators at this size: the symmetry, then the least broken directions
-    near = res.near_generators(float(res.singular_values[2]) * 1.000001)
-    assert len(near) == 3 and near[0][0] < 1e-10
 
 
-def test_near_symmetry_sigma_proportional_to_eps():
-    d = 10
-    sde = one_rotation_sde(d)
-    sig = [
-        float(nj.find_symmetries(sde, nj.Rotations(d), args=e, method="matrix_free",
-                                 num_smallest=2).singular_values[0])
-        for e in (1e-4, 1e-3)
-    ]
-    assert 1e-7 < sig[0] < 1e-3
-    np.testing.assert_allclose(sig[1] / sig[0], 10.0, rtol=2e-3)
-
-
-def test_incomplete_and_too_few_points():
-    # f = −x: every linear field commutes with it (d² drift-only symmetries), more than the
-    # `num_smallest` returned: the result says it may be incomplete.
-    d = 4
-    sde = nj.SDE(lambda t, x, a: -x, 1.0)
-    res = nj.find_symmetries(sde, nj.LinearGenerators(d), method="matrix_free", num_smallest=3)
-    assert int(res.num_drift_symmetries) == 3 and not bool(res.complete)
-    assert "there may be more" in str(res)
+def test_too_few_points():
     with pytest.raises(ValueError, match="too few points"):
-        nj.find_symmetries(sde, nj.LinearGenerators(d), points=jnp.ones((3, d)),
-                           method="matrix_free")
+        mf10(points=jnp.ones((4, D10)))
 
 
 def test_bad_input_matrix_free():
-    sde = one_rotation_sde(6)
-    with pytest.raises(ValueError, match="6-dimensional"):
-        nj.find_symmetries(sde, nj.Rotations(5), args=0.0, method="matrix_free")
-    pts = jax.random.normal(jax.random.key(0), (20, 6)).at[3, 2].set(jnp.nan)
+    args = (0.0, 1.0)
+    with pytest.raises(ValueError, match="10-dimensional"):
+        nj.find_symmetries(SDE10, nj.Rotations(9), args=args, method="matrix_free")
+    pts = jax.random.normal(jax.random.key(0), (20, D10)).at[3, 2].set(jnp.nan)
     with pytest.raises(ValueError, match="NaN"):
-        nj.find_symmetries(sde, nj.Rotations(6), points=pts, args=0.0, method="matrix_free")
+        mf10(points=pts)
     with pytest.raises(ValueError, match="method"):
-        nj.find_symmetries(sde, nj.Rotations(6), args=0.0, method="lanczos")
+        nj.find_symmetries(SDE10, nj.Rotations(D10), args=args, method="lanczos")
     with pytest.raises(ValueError, match="num_smallest"):
-        nj.find_symmetries(sde, nj.Rotations(6), args=0.0, num_smallest=0)
+        mf10(num_smallest=0)
 
 
 # A 6-D system: rotations of the (0, 1) plane and of the (3, 4) plane are symmetries. Data
@@ -166,12 +172,12 @@ DATA = jnp.concatenate(
 def test_undetermined_outside_the_data():
     fam = nj.Rotations(6)
     res = nj.find_symmetries(SDE_PLANES, fam, points=DATA)
-    assert [g.describe() for g in res.generators] == ["R0,1"]
-    assert [g.describe() for g in res.undetermined_generators] == ["R3,4"]
+    assert [g.describe() for g in res.generators] == ["R01"]
+    assert [g.describe() for g in res.undetermined_generators] == ["R34"]
     assert "undetermined" in str(res)
     # with points everywhere both are found
     full = nj.find_symmetries(SDE_PLANES, fam)
-    assert [g.describe() for g in full.generators] == ["R0,1", "R3,4"]
+    assert [g.describe() for g in full.generators] == ["R01", "R34"]
     assert int(full.num_undetermined) == 0
 
 
@@ -188,6 +194,6 @@ def test_subspace_search():
     # An explicit basis of the subspace works the same; a wrong shape is refused.
     U = jnp.eye(6)[:, :3]
     res2 = nj.find_symmetries(SDE_PLANES, nj.Rotations(6), points=DATA, subspace=U)
-    assert [g.describe() for g in res2.generators] == ["uR0,1"]
+    assert [g.describe() for g in res2.generators] == ["uR01"]
     with pytest.raises(ValueError, match="subspace"):
         nj.find_symmetries(SDE_PLANES, nj.Rotations(6), points=DATA, subspace=jnp.eye(5))

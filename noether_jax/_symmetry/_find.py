@@ -554,19 +554,28 @@ def _find_matrix_free(
     # `value_tol²`, the Rayleigh quotient's error being quadratic).
     value_tol = VALUE_TOL
 
-    def full(c):
-        return ops.drift(c), ops.metric(c)
+    # Both problems (all conditions; the drift alone) with one compiled solver: a scan over
+    # the weight of the metric block. The drift-only problem starts from the full problem's
+    # block (its null space contains theirs; when the noise adds nothing, the start block is
+    # already converged).
+    def solve(X, w):
+        def C(c):
+            return ops.drift(c), w * ops.metric(c)
 
-    S, dirs, it, ok, smax, Xb = _matfree.smallest_singular(
-        full, ops.norm, k, X0, num=num, tol=tol, value_tol=value_tol, max_iters=max_iters,
-        precondition=ops.precondition,
+        S, dirs, it, ok, smax, Xb = _matfree.smallest_singular(
+            C, ops.norm, k, X, num=num, tol=tol, value_tol=value_tol, max_iters=max_iters,
+            precondition=ops.precondition,
+        )
+        return Xb, (S, dirs, it, ok, smax)
+
+    _, (Ss, Ds, its, oks, smaxs) = jax.lax.scan(
+        solve, X0, jnp.asarray([1.0, 0.0], points.dtype)
     )
-    # The drift-only problem, started from the full problem's vectors (its null space
-    # contains theirs; when the noise adds nothing, the start block is already converged).
-    S_f, dirs_f, it_f, ok_f, _, _ = _matfree.smallest_singular(
-        ops.drift, ops.norm, k, Xb, num=num, tol=tol, value_tol=value_tol,
-        max_iters=max_iters, precondition=ops.precondition,
-    )
+    S, S_f = Ss[0], Ss[1]
+    dirs, dirs_f = Ds[0], Ds[1]
+    it, it_f = its[0], its[1]
+    ok, ok_f = oks[0], oks[1]
+    smax = smaxs[0]
     cut = rtol * jnp.maximum(1.0, smax)
     basis, n_sym, ubasis, num_u = _split_null(dirs.T, S <= cut, ops.values, cut)
     basis_f, n_f, _, _ = _split_null(dirs_f.T, S_f <= cut, ops.values, cut)

@@ -131,11 +131,15 @@ def lobpcg_smallest(
         # above would let a vector and its images drift apart, and stall convergence.
         Xn = S @ Yn
         Pn = Q @ Yn[n:]
-        Xn, _, BXn, _ = _svqb(Xn, Xn, B(Xn), drop)
-        AXn = A(Xn)
+        # B-orthonormalise Xn by its Gram matrix (B applied once to [Xn, Pn] together).
+        XP = jnp.concatenate([Xn, Pn], axis=1)
+        BXP = B(XP)
+        Xn, _, BXn, _ = _svqb(Xn, Xn, BXP[:, :n], drop)
+        BPn = BXP[:, n:]
+        AXP = A(jnp.concatenate([Xn, Pn], axis=1))
+        AXn, APn = AXP[:, :n], AXP[:, n:]
         th, Z = jnp.linalg.eigh(_sym(Xn.T @ AXn))
         Xn, AXn, BXn = Xn @ Z, AXn @ Z, BXn @ Z
-        APn, BPn = A(Pn), B(Pn)
         _, ok = residual_ok(th, AXn, BXn, lam_max)
         return it + 1, th, Xn, AXn, BXn, Pn, APn, BPn, lam_max, jnp.all(ok[:num_wanted])
 
