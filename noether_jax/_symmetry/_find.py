@@ -324,6 +324,8 @@ class Symmetries(eqx.Module):
 
     **Symmetries (both conditions):**
 
+    (Shapes below are those of the dense path; see **Shapes** for the matrix-free one.)
+
     - `generators`: list of `nj.Generator`, callables `g(x) -> Array[d]`; their number is the
       dimension of the symmetry algebra found in the family. Their coefficient vectors
       (`coefficients`, shape `(r, k)`) are orthonormal, and chosen canonically (a symmetry
@@ -349,7 +351,20 @@ class Symmetries(eqx.Module):
     `time_dependence` is the measured relative size (`nj.SymmetryConditions`),
     `drift_time_dependence` and `noise_time_dependence` its parts.
 
-    `mask` (`(k,)`): which rows of `basis` are symmetries, usable on batched results.
+    `mask` (`(m,)`): which rows of `basis` are symmetries, usable on batched results.
+
+    **Shapes.** With `method="dense"`, `m = k` (every direction). With
+    `method="matrix_free"`, `m = num_smallest`: `singular_values`, `drift_singular_values`
+    have shape `(m,)` (the smallest, ascending), `directions`, `basis`, `drift_directions`,
+    `drift_basis`, `undetermined_basis` shape `(m, k)`; `converged` and `iterations` report
+    the eigensolver, and `complete` is `False` when all `m` directions are below the cut
+    (there may be more symmetries than returned). Dense results have `converged = True`,
+    `iterations = 0`, `complete = True`; `method` says which path ran.
+
+    **Undetermined directions.** A null direction whose field vanishes at every sample
+    point (e.g. a rotation acting outside the subspace the points span) satisfies the
+    conditions there trivially: it is not counted as a symmetry but listed in
+    `undetermined_generators` (`undetermined_basis`, `num_undetermined`).
 
     `tolerance`: the cut on singular values, `rtol · max(1, σ_max)`; `scales`: the length
     `ℓ`, drift rate
@@ -788,6 +803,19 @@ def find_symmetries(
       condition must hold at all of them). Default: `t = 0` for the generators; the
       time-translation check then uses a few fixed times (`DEFAULT_CHECK_TIMES`).
     - `args`: passed to the drift and diffusion.
+    - `method`: `"dense"` (the SVD of the whole constraint matrix: every singular value,
+      memory `O(P k d²)`), `"matrix_free"` (the `num_smallest` smallest singular triplets by
+      a preconditioned LOBPCG on the operator applied by JVPs, memory `O(P d + d²)` per
+      vector for affine families and constant `D`; see below), or `"auto"` (default: dense
+      while its matrices hold at most `DENSE_LIMIT = 2**24` floats, e.g. `nj.Rotations(d)`
+      up to `d ≈ 20`, `nj.LinearGenerators(d)` up to `d ≈ 12`).
+    - `num_smallest`: how many singular triplets the matrix-free path returns (default 8,
+      at most `k`). If all of them are symmetries, `res.complete` is `False`: ask for more.
+    - `max_iters`: iteration limit of the matrix-free eigensolver (default 2000;
+      `res.converged` says whether it converged).
+    - `subspace`: search only the generators acting inside a subspace: an int `r` (the `r`
+      leading principal directions of `points`, uncentred) or an array `U` of shape
+      `(d, r)`; the family becomes `nj.InSubspace(<same family in dimension r>, U)`.
     - `rtol`: the cut on the (relative, normalised) singular values; default `sqrt(eps)` of
       the points' dtype (`1.5e-8` in float64, `3.5e-4` in float32). Also the threshold for
       dropping redundant basis directions and for the time-translation check.
@@ -800,6 +828,17 @@ def find_symmetries(
     broken symmetry, and `rtol` is a relative tolerance by construction (the cut is
     `rtol · max(1, σ_max)`). The symmetries are the null space (SVD). Basis directions that
     give the same field twice are removed first (`res.num_redundant`).
+
+    **Matrix-free.** `C c` and `Cᵀ r` are never formed as matrices: for an affine family
+    (`ξ_c = M_c x + b_c`) `[ξ_c, f](x) = M_c f(x) − ∂f(x)(M_c x + b_c)`, one JVP of the drift
+    (linearised once per point), and `Cᵀ` by `jax.linear_transpose`. The smallest
+    eigenpairs of `CᵀC v = σ² NᵀN v` (`N`: the generator size) come from LOBPCG,
+    preconditioned by the exact inverse of a Sylvester approximation of the drift block
+    (`nj.find_symmetries` source: `_matfree._preconditioner`); the singular values are then
+    recomputed as `‖C v‖` from the converged vectors (the squares `σ²` could not resolve
+    `σ < √eps`), so they keep their meaning. Default points: `max(32, 2⌈k/d⌉ + 8)`. The
+    result has `m = num_smallest` rows instead of `k` (see `nj.Symmetries`); it assumes a
+    family without redundant directions (`num_redundant` is 0).
 
     **Returns:** an `nj.Symmetries`: `res.generators` (a list), `res.singular_values`
     (ascending, to see approximate symmetries), `res.drift_generators` (drift-only, kept
