@@ -87,7 +87,7 @@ elif kind == "charge":
     sol = nj.minimize_action(sde, x0, x1, 0.0, 2.0, n_nodes=n, args=0.0)
     broken = nj.Generator(nj.Rotations(d), jnp.eye(nj.Rotations(d).size)[1])  # R0,2
     rep = nj.charge_report(sde, sol, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
-    out.update(result=str(sol.result), nodes=n,
+    out.update(path_converged=bool(sol.converged), nodes=n,
                variation_symmetry=float(rep.relative_variations[0]),
                variation_broken=float(rep.relative_variations[1]))
 out["wall_s"] = time.time() - t0

@@ -10,8 +10,10 @@ $$[X\ W\ P]^\top A\,[X\ W\ P]\,y = θ\,[X\ W\ P]^\top B\,[X\ W\ P]\,y .$$
 `W` and `P` are first made `B`-orthogonal to `X` and `B`-orthonormalised by an eigenvalue
 decomposition of their Gram matrix (SVQB, Stathopoulos & Wu 2002): columns that are
 (numerically) dependent are dropped by zeroing them, so the shapes stay fixed and the loop
-runs in `lax.while_loop`. `AP`, `BP` follow from the same small transformations (no extra
-operator applications): one application of `A` and of `B` to `n` vectors per iteration.
+runs in `lax.while_loop`. The new `X` and `P` get `A` and `B` applied afresh (not by the
+usual recurrences through the small transformations, which can be large: the vectors and
+their images then drift apart and convergence stalls near `√eps`), so one iteration applies
+`A` and `B` to `3n` vectors. Converged columns are soft-locked (no new residual direction).
 
 `jax.experimental.sparse.linalg.lobpcg_standard` finds the *largest* eigenvalues of a standard
 problem; a shift `λ_max − A` would make the wanted ones largest, but it also flattens their
