@@ -85,6 +85,7 @@ from ._symmetry import (
     ChargeReport as ChargeReport,
     FamilySum as FamilySum,
     Generator as Generator,
+    InSubspace as InSubspace,
     LinearGenerators as LinearGenerators,
     Rotations as Rotations,
     SymmetryConditions as SymmetryConditions,

@@ -7,6 +7,7 @@ from ._families import (
     AffineGenerators as AffineGenerators,
     FamilySum as FamilySum,
     Generator as Generator,
+    InSubspace as InSubspace,
     LinearGenerators as LinearGenerators,
     Rotations as Rotations,
     Translations as Translations,

@@ -232,6 +232,24 @@ class AbstractAffineFamily(AbstractGeneratorFamily):
         b = c @ self.offsets().astype(c.dtype)
         return M, b
 
+    def affine_transpose(
+        self, M_bar: Float[Array, "d d"], b_bar: Float[Array, " d"]
+    ) -> Float[Array, " k"]:
+        """The adjoint of `c ↦ (M_c, b_c)` (`affine`): `c_j = ⟨M_j, M̄⟩_F + b_j·b̄`. Used by
+        the matrix-free symmetry search; the built-in families override it (and `affine`)
+        with index arithmetic, so that their `(k, d, d)` matrices are never formed."""
+        Ms = self.matrices().astype(M_bar.dtype)
+        bs = self.offsets().astype(M_bar.dtype)
+        return jnp.tensordot(Ms, M_bar, axes=2) + bs @ b_bar
+
+    def __call__(self, coefficients, x=_NO_STATE):
+        """`ξ_c(x) = M_c x + b_c`."""
+        if x is _NO_STATE:
+            return super().__call__(coefficients)
+        self.check_state(x)
+        M, b = self.affine(jnp.asarray(coefficients, x.dtype))
+        return M @ x + b
+
 
 class Translations(AbstractAffineFamily):
     r"""The `d` translations `ξ_i(x) = e_i` (named `e0, e1, ...`).
@@ -261,6 +279,17 @@ class Translations(AbstractAffineFamily):
 
     def names(self):
         return tuple(f"e{i}" for i in range(self.d))
+
+    def affine(self, coefficients):
+        c = jnp.asarray(coefficients)
+        return jnp.zeros((self.d, self.d), c.dtype), c
+
+    def affine_transpose(self, M_bar, b_bar):
+        return b_bar
+
+    def basis(self, x):
+        self.check_state(x)
+        return jnp.eye(self.d, dtype=x.dtype)
 
 
 def _rotation_pairs(d: int) -> list[tuple[int, int]]:
@@ -308,6 +337,31 @@ class Rotations(AbstractAffineFamily):
         sep = "," if self.d > 10 else ""
         return tuple(f"R{i}{sep}{j}" for i, j in _rotation_pairs(self.d))
 
+    def _pairs(self):
+        # `triu_indices` is row-major: the lexicographic order of `_rotation_pairs`.
+        with jax.ensure_compile_time_eval():
+            i, j = jnp.triu_indices(self.d, k=1)
+        return i, j
+
+    def affine(self, coefficients):
+        # `M = Σ c_ij (e_j e_iᵀ − e_i e_jᵀ)`: `M[j, i] = c_ij`, `M[i, j] = −c_ij`.
+        c = jnp.asarray(coefficients)
+        i, j = self._pairs()
+        M = jnp.zeros((self.d, self.d), c.dtype).at[j, i].add(c).at[i, j].add(-c)
+        return M, jnp.zeros((self.d,), c.dtype)
+
+    def affine_transpose(self, M_bar, b_bar):
+        i, j = self._pairs()
+        return M_bar[j, i] - M_bar[i, j]
+
+    def basis(self, x):
+        # Row `ij`: `x_i e_j − x_j e_i`.
+        self.check_state(x)
+        i, j = self._pairs()
+        n = jnp.arange(i.shape[0])
+        out = jnp.zeros((i.shape[0], self.d), x.dtype)
+        return out.at[n, j].set(x[i]).at[n, i].set(-x[j])
+
 
 class LinearGenerators(AbstractAffineFamily):
     r"""All `d²` linear fields `ξ(x) = M x`: the basis `E_{ab}` (a single 1 in row `a`,
@@ -341,6 +395,19 @@ class LinearGenerators(AbstractAffineFamily):
         sep = "," if self.d > 10 else ""
         return tuple(f"E{a}{sep}{b}" for a in range(self.d) for b in range(self.d))
 
+    def affine(self, coefficients):
+        c = jnp.asarray(coefficients)
+        return c.reshape(self.d, self.d), jnp.zeros((self.d,), c.dtype)
+
+    def affine_transpose(self, M_bar, b_bar):
+        return M_bar.reshape(-1)
+
+    def basis(self, x):
+        # Row `(a, b)`: `x_b e_a`.
+        self.check_state(x)
+        eye = jnp.eye(self.d, dtype=x.dtype)
+        return (eye[:, None, :] * x[None, :, None]).reshape(self.d * self.d, self.d)
+
 
 class AffineGenerators(AbstractAffineFamily):
     r"""All `d² + d` affine fields `ξ(x) = M x + b`: first the `d²` fields of
@@ -371,6 +438,19 @@ class AffineGenerators(AbstractAffineFamily):
 
     def names(self):
         return LinearGenerators(self.d).names() + Translations(self.d).names()
+
+    def affine(self, coefficients):
+        c = jnp.asarray(coefficients)
+        d = self.d
+        return c[: d * d].reshape(d, d), c[d * d :]
+
+    def affine_transpose(self, M_bar, b_bar):
+        return jnp.concatenate([M_bar.reshape(-1), b_bar])
+
+    def basis(self, x):
+        self.check_state(x)
+        lin = LinearGenerators(self.d).basis(x)
+        return jnp.concatenate([lin, jnp.eye(self.d, dtype=x.dtype)], axis=0)
 
 
 class VectorFieldBasis(AbstractGeneratorFamily):
@@ -481,6 +561,75 @@ class FamilySum(AbstractGeneratorFamily):
             return super().affine(coefficients)
         parts = [fam.affine(c) for fam, c in zip(self.families, self._split(coefficients))]
         return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    def is_affine(self) -> bool:
+        return all(
+            isinstance(f, AbstractAffineFamily) or (isinstance(f, FamilySum) and f.is_affine())
+            for f in self.families
+        )
+
+    def affine_transpose(self, M_bar, b_bar):
+        return jnp.concatenate([f.affine_transpose(M_bar, b_bar) for f in self.families])
+
+
+class InSubspace(AbstractAffineFamily):
+    r"""An affine family of dimension `r` acting inside the subspace spanned by the
+    orthonormal columns of `U` (`d × r`): `ξ_c(x) = U (M_c Uᵀ x + b_c)`, i.e. the matrices
+    `U M_j Uᵀ` and offsets `U b_j`. `nj.InSubspace(nj.Rotations(r), U)` are the rotations of
+    that `r`-dimensional subspace of `R^d` (`r(r−1)/2` of them instead of `d(d−1)/2`).
+
+    Used by `nj.find_symmetries(..., subspace=...)` to search where data live (e.g. the
+    leading principal directions of a network's visited states). Names are the base
+    family's with a `u` prefix (`uR0,1`: the rotation from `U[:, 0]` towards `U[:, 1]`).
+    """
+
+    base: AbstractAffineFamily
+    U: Float[Array, "d r"]
+
+    def __check_init__(self):
+        if not isinstance(self.base, AbstractAffineFamily) or self.base.dim is None:
+            raise ValueError(
+                "`nj.InSubspace(base, U)`: `base` must be an affine family of known dimension "
+                "(e.g. `nj.Rotations(r)`)."
+            )
+        shape = jnp.shape(self.U)
+        if len(shape) != 2 or shape[1] != self.base.dim or shape[0] < shape[1]:
+            raise ValueError(
+                f"`nj.InSubspace(base, U)`: `U` must have shape (d, {self.base.dim}) with "
+                f"d >= {self.base.dim} (orthonormal columns), got {shape}."
+            )
+
+    @property
+    def dim(self):
+        return self.U.shape[0]
+
+    @property
+    def size(self):
+        return self.base.size
+
+    def matrices(self):
+        U = self.U
+        return jnp.einsum("ia,kab,jb->kij", U, self.base.matrices().astype(U.dtype), U)
+
+    def offsets(self):
+        return self.base.offsets().astype(self.U.dtype) @ self.U.T
+
+    def affine(self, coefficients):
+        M, b = self.base.affine(coefficients)
+        U = self.U.astype(M.dtype)
+        return U @ M @ U.T, U @ b
+
+    def affine_transpose(self, M_bar, b_bar):
+        U = self.U.astype(M_bar.dtype)
+        return self.base.affine_transpose(U.T @ M_bar @ U, U.T @ b_bar)
+
+    def basis(self, x):
+        self.check_state(x)
+        U = self.U.astype(x.dtype)
+        return self.base.basis(U.T @ x) @ U.T
+
+    def names(self):
+        return tuple(f"u{n}" for n in self.base.names())
 
 
 class Generator(eqx.Module):

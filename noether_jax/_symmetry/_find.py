@@ -21,7 +21,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._sde import SDE, as_real_array, check_finite, check_sde_calls
+from . import _matfree
 from ._families import (
+    AffineGenerators,
+    FamilySum,
+    InSubspace,
+    LinearGenerators,
+    Rotations,
+    Translations,
     AbstractGeneratorFamily,
     dimension_mismatch,
     family_label,
@@ -223,25 +230,57 @@ def _whitening(B: Float[Array, "m k"], rtol) -> tuple[Float[Array, "k k"], Bool[
 
 def _canonical_basis(directions, null):
     """An orthonormal basis (rows) of the span of the null directions, chosen canonically:
-    pivoted QR of the orthogonal projector onto the span picks, one after another, the basis
-    field with the largest component in what is left, so a symmetry that *is* a basis field
-    comes out as that field. Rows past the number of symmetries are zero."""
-    k = directions.shape[1]
+    pivoted QR of the orthogonal projector `Π` onto the span picks, one after another, the
+    basis field with the largest component in what is left, so a symmetry that *is* a basis
+    field comes out as that field. Rows past the number of symmetries are zero.
+
+    `directions` is `(m, k)` with the null rows first. With `Q` (`k × m`) an orthonormal
+    basis of the span, `Π = Q Qᵀ` and the column `Π e_j = Q (Qᵀ e_j)` have the norms and
+    inner products of the columns of `Qᵀ`, so the pivoted QR of `Qᵀ` (`m × k`) gives the same
+    pivots and `Q Q'` the same basis, without forming the `k × k` projector."""
+    m, k = directions.shape
     num = jnp.sum(null)
-    # The null directions come first (ascending singular values), so the first `num`
-    # columns of Q span them.
-    N = jnp.where(null[:, None], directions, 0.0).T
+    mk = jnp.arange(m) < num
+    N = jnp.where(null[:, None], directions, 0.0).T  # (k, m)
     Q, _ = jnp.linalg.qr(N)
-    m = jnp.arange(k) < num
-    P = (Q * m[None, :]) @ Q.T
-    Q2, _, _ = jax.scipy.linalg.qr(P, pivoting=True)
+    Q = Q * mk[None, :]
+    Qp, _, _ = jax.scipy.linalg.qr(Q.T, pivoting=True, mode="economic")
+    B = Q @ Qp  # (k, m): the first `num` columns are the canonical basis
     # Sign: the first significant entry of each basis vector is positive.
-    big = jnp.max(jnp.abs(Q2), axis=0)
-    first = jnp.argmax(jnp.abs(Q2) > 1e-6 * big[None, :], axis=0)
-    sign = jnp.sign(Q2[first, jnp.arange(k)])
+    big = jnp.max(jnp.abs(B), axis=0)
+    first = jnp.argmax(jnp.abs(B) > 1e-6 * big[None, :], axis=0)
+    sign = jnp.sign(B[first, jnp.arange(m)])
     sign = jnp.where(sign == 0, 1.0, sign)
-    basis = (Q2 * sign[None, :]).T
-    return jnp.where(m[:, None], basis, 0.0)
+    basis = (B * sign[None, :]).T
+    return jnp.where(mk[:, None], basis, 0.0)
+
+
+def _split_null(directions, null, values, tol):
+    """Split the null directions (rows of `directions` where `null`) into those whose field
+    is seen at the points and those whose field vanishes at every point (`values(c)`: the
+    values `ξ_c(x_p) / (ℓ √P)`; below `tol` in size): for the latter the points cannot tell
+    whether the conditions hold (e.g. a rotation acting outside the subspace the points
+    span). The split diagonalises the values' Gram matrix on the null span, so it does not
+    depend on how the null directions were rotated. Returns the canonical bases (rows) and
+    counts `(basis, num, undetermined_basis, num_undetermined)`."""
+    m = directions.shape[0]
+    Z = jnp.where(null[:, None], directions, 0.0)
+    V = jax.vmap(lambda c: jnp.ravel(values(c)))(Z)  # (m, P d)
+    G = V @ V.T
+    big = 2.0 * (jnp.trace(G) + 1.0)
+    G = G + jnp.diag(jnp.where(null, 0.0, big))
+    lam, Q = jnp.linalg.eigh(G)  # the null span first (ascending), the rest at `big`
+    num_null = jnp.sum(null)
+    first = jnp.arange(m) < num_null
+    und = first & (lam <= tol**2)
+    det = first & ~und
+    R = Q.T @ Z
+    # `_canonical_basis` wants its group first: the undetermined rows already are; move the
+    # determined ones to the front for theirs.
+    order = jnp.argsort(jnp.where(det, 0, 1), stable=True)
+    basis = _canonical_basis(R[order], det[order])
+    ubasis = _canonical_basis(R, und)
+    return basis, jnp.sum(det), ubasis, jnp.sum(und)
 
 
 def _spectrum(C, W, keep, rtol):
@@ -285,6 +324,8 @@ class Symmetries(eqx.Module):
 
     **Symmetries (both conditions):**
 
+    (Shapes below are those of the dense path; see **Shapes** for the matrix-free one.)
+
     - `generators`: list of `nj.Generator`, callables `g(x) -> Array[d]`; their number is the
       dimension of the symmetry algebra found in the family. Their coefficient vectors
       (`coefficients`, shape `(r, k)`) are orthonormal, and chosen canonically (a symmetry
@@ -310,7 +351,20 @@ class Symmetries(eqx.Module):
     `time_dependence` is the measured relative size (`nj.SymmetryConditions`),
     `drift_time_dependence` and `noise_time_dependence` its parts.
 
-    `mask` (`(k,)`): which rows of `basis` are symmetries, usable on batched results.
+    `mask` (`(m,)`): which rows of `basis` are symmetries, usable on batched results.
+
+    **Shapes.** With `method="dense"`, `m = k` (every direction). With
+    `method="matrix_free"`, `m = num_smallest`: `singular_values`, `drift_singular_values`
+    have shape `(m,)` (the smallest, ascending), `directions`, `basis`, `drift_directions`,
+    `drift_basis`, `undetermined_basis` shape `(m, k)`; `converged` and `iterations` report
+    the eigensolver, and `complete` is `False` when all `m` directions are below the cut
+    (there may be more symmetries than returned). Dense results have `converged = True`,
+    `iterations = 0`, `complete = True`; `method` says which path ran.
+
+    **Undetermined directions.** A null direction whose field vanishes at every sample
+    point (e.g. a rotation acting outside the subspace the points span) satisfies the
+    conditions there trivially: it is not counted as a symmetry but listed in
+    `undetermined_generators` (`undetermined_basis`, `num_undetermined`).
 
     `tolerance`: the cut on singular values, `rtol · max(1, σ_max)`; `scales`: the length
     `ℓ`, drift rate
@@ -333,12 +387,26 @@ class Symmetries(eqx.Module):
     noise_time_dependence: Float[Array, ""]
     tolerance: Float[Array, ""]
     scales: dict[str, Array]
+    undetermined_basis: Float[Array, "m k"]
+    num_undetermined: Int[Array, ""]
+    converged: Bool[Array, ""]
+    iterations: Int[Array, ""]
+    complete: Bool[Array, ""]
+    method: str = eqx.field(static=True, default="dense")
 
     @property
-    def mask(self) -> Bool[Array, " k"]:
+    def mask(self) -> Bool[Array, " m"]:
         """Which rows of `basis` are symmetries (fixed size; works on batched results)."""
-        k = self.basis.shape[-1]
-        return jnp.arange(k) < jnp.asarray(self.num_symmetries)[..., None]
+        m = self.basis.shape[-2]
+        return jnp.arange(m) < jnp.asarray(self.num_symmetries)[..., None]
+
+    @property
+    def undetermined_generators(self) -> list[Generator]:
+        """Directions that satisfy the conditions only because their field vanishes at every
+        sample point (e.g. rotations acting outside the subspace the points span): the
+        points cannot tell whether they are symmetries. Not in `generators`."""
+        n = _concrete_count(self.num_undetermined, "undetermined_generators")
+        return [Generator(self.family, self.undetermined_basis[i]) for i in range(n)]
 
     @property
     def coefficients(self) -> Float[Array, "r k"]:
@@ -398,6 +466,20 @@ class Symmetries(eqx.Module):
         S = _host_list(self.singular_values)
         shown = ", ".join(f"{s:.2e}" for s in S[:8])
         lines.append(f"singular values (ascending): {shown}{', ...' if len(S) > 8 else ''}")
+        nu = _concrete_count(self.num_undetermined, "num_undetermined")
+        if nu:
+            lines.append(
+                f"{nu} undetermined direction(s): their fields vanish at every point, so the "
+                "points cannot tell (see `undetermined_generators`)"
+            )
+        if self.method == "matrix_free":
+            lines.append(
+                f"matrix-free: the {len(S)} smallest singular values, "
+                f"{int(self.iterations)} LOBPCG iterations"
+                + ("" if bool(self.converged) else ", NOT converged")
+                + ("" if bool(self.complete) else "; all below the cut: there may be more "
+                   "symmetries (raise `num_smallest`)")
+            )
         tt = bool(self.time_translation)
         lines.append(
             f"time translation: {'yes (quasi-energy conserved)' if tt else 'no'} "
@@ -412,10 +494,13 @@ def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) ->
         sde, family, points, times, check_times, args, inputs_finite, "nj.find_symmetries"
     )
     W, keep = _whitening(cond.norm, rtol)
-    S, dirs, basis, num, tol = _spectrum(
+    S, dirs, _, _, tol = _spectrum(
         jnp.concatenate([cond.drift, cond.metric], axis=0), W, keep, rtol
     )
-    S_f, dirs_f, basis_f, num_f, _ = _spectrum(cond.drift, W, keep, rtol)
+    S_f, dirs_f, _, _, _ = _spectrum(cond.drift, W, keep, rtol)
+    values = _values_op(family, points, cond.length_scale)
+    basis, num, ubasis, num_u = _split_null(dirs, S <= tol, values, tol)
+    basis_f, num_f, _, _ = _split_null(dirs_f, S_f <= tol, values, tol)
     td = jnp.sqrt(cond.drift_time_dependence**2 + cond.noise_time_dependence**2)
     return Symmetries(
         family=family,
@@ -439,6 +524,101 @@ def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) ->
             noise=cond.noise_scale,
             rate=cond.rate,
         ),
+        undetermined_basis=ubasis,
+        num_undetermined=num_u,
+        converged=jnp.array(True),
+        iterations=jnp.array(0),
+        complete=jnp.array(True),
+        method="dense",
+    )
+
+
+def _values_op(family, points, ell):
+    """`c ↦ ξ_c(x_p) / (ℓ √P)` at the points (the part of a generator's size they see)."""
+    P = points.shape[0]
+    return lambda c: jax.vmap(lambda x: family(c, x))(points) / (ell * math.sqrt(P))
+
+
+@eqx.filter_jit
+def _find_matrix_free(
+    sde, family, points, times, check_times, args, rtol, inputs_finite, key, num, max_iters
+) -> Symmetries:
+    sc = _matfree.scales(sde, points, times, check_times, args)
+    finite = jnp.array(True)
+    for a in jax.tree.leaves(sc):
+        finite = finite & jnp.all(jnp.isfinite(a))
+    sc = eqx.error_if(
+        sc, ~inputs_finite, "`nj.find_symmetries`: `args`, `points` or `times` contain NaN or "
+        "infinity."
+    )
+    sc = eqx.error_if(
+        sc,
+        inputs_finite & ~finite,
+        "`nj.find_symmetries`: the drift or the diffusion (or their derivatives in x or t) is "
+        "NaN or infinite at some of the points and times: give points where the system is "
+        "defined.",
+    )
+    ops = _matfree.operators(sde, family, points, times, args, sc)
+    k = family.size
+    block = min(k, num + max(4, num // 2))
+    X0 = jax.random.normal(key, (k, block), points.dtype)
+    # The LOBPCG residual tolerance, relative to `‖CᵀC‖`: `eps^(3/4)`, so that the vectors
+    # are accurate to `eps^(3/4) / gap²` and `σ = ‖C v‖` to round-off for a separated gap.
+    tol = float(jnp.finfo(points.dtype).eps) ** 0.75
+    # Nonzero singular values: to relative accuracy ~ `value_tol / 2` at least (in practice
+    # `value_tol²`, the Rayleigh quotient's error being quadratic).
+    value_tol = VALUE_TOL
+
+    # Both problems (all conditions; the drift alone) with one compiled solver: a scan over
+    # the weight of the metric block. The drift-only problem starts from the full problem's
+    # block (its null space contains theirs; when the noise adds nothing, the start block is
+    # already converged).
+    def solve(X, w):
+        def C(c):
+            return ops.drift(c), w * ops.metric(c)
+
+        S, dirs, it, ok, smax, Xb = _matfree.smallest_singular(
+            C, ops.norm, k, X, num=num, tol=tol, value_tol=value_tol, max_iters=max_iters,
+            precondition=ops.precondition,
+        )
+        return Xb, (S, dirs, it, ok, smax)
+
+    _, (Ss, Ds, its, oks, smaxs) = jax.lax.scan(
+        solve, X0, jnp.asarray([1.0, 0.0], points.dtype)
+    )
+    S, S_f = Ss[0], Ss[1]
+    dirs, dirs_f = Ds[0], Ds[1]
+    it, it_f = its[0], its[1]
+    ok, ok_f = oks[0], oks[1]
+    smax = smaxs[0]
+    cut = rtol * jnp.maximum(1.0, smax)
+    basis, n_sym, ubasis, num_u = _split_null(dirs.T, S <= cut, ops.values, cut)
+    basis_f, n_f, _, _ = _split_null(dirs_f.T, S_f <= cut, ops.values, cut)
+    td = jnp.sqrt(sc.drift_time_dependence**2 + sc.noise_time_dependence**2)
+    return Symmetries(
+        family=family,
+        singular_values=S,
+        directions=dirs.T,
+        basis=basis,
+        num_symmetries=n_sym,
+        drift_singular_values=S_f,
+        drift_directions=dirs_f.T,
+        drift_basis=basis_f,
+        num_drift_symmetries=n_f,
+        num_redundant=jnp.array(0),
+        time_translation=td <= rtol,
+        time_dependence=td,
+        drift_time_dependence=sc.drift_time_dependence,
+        noise_time_dependence=sc.noise_time_dependence,
+        tolerance=cut,
+        scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
+        undetermined_basis=ubasis,
+        num_undetermined=num_u,
+        converged=ok & ok_f,
+        iterations=it + it_f,
+        # All `num` returned directions below the cut: there may be more symmetries.
+        complete=(S[-1] > cut) & (S_f[-1] > cut) | (num >= k),
+        method="matrix_free",
     )
 
 
@@ -590,6 +770,10 @@ def find_symmetries(
     key: PRNGKeyArray | None = None,
     n_points: int | None = None,
     rtol: float | None = None,
+    method: str = "auto",
+    num_smallest: int | None = None,
+    max_iters: int = 2000,
+    subspace: int | ArrayLike | None = None,
 ) -> Symmetries:
     r"""The generators in `family` whose Noether charge `p·ξ` is conserved by `sde`.
 
@@ -619,6 +803,19 @@ def find_symmetries(
       condition must hold at all of them). Default: `t = 0` for the generators; the
       time-translation check then uses a few fixed times (`DEFAULT_CHECK_TIMES`).
     - `args`: passed to the drift and diffusion.
+    - `method`: `"dense"` (the SVD of the whole constraint matrix: every singular value,
+      memory `O(P k d²)`), `"matrix_free"` (the `num_smallest` smallest singular triplets by
+      a preconditioned LOBPCG on the operator applied by JVPs, memory `O(P d + d²)` per
+      vector for affine families and constant `D`; see below), or `"auto"` (default: dense
+      while its matrices hold at most `DENSE_LIMIT = 2**24` floats, e.g. `nj.Rotations(d)`
+      up to `d ≈ 20`, `nj.LinearGenerators(d)` up to `d ≈ 12`).
+    - `num_smallest`: how many singular triplets the matrix-free path returns (default 8,
+      at most `k`). If all of them are symmetries, `res.complete` is `False`: ask for more.
+    - `max_iters`: iteration limit of the matrix-free eigensolver (default 2000;
+      `res.converged` says whether it converged).
+    - `subspace`: search only the generators acting inside a subspace: an int `r` (the `r`
+      leading principal directions of `points`, uncentred) or an array `U` of shape
+      `(d, r)`; the family becomes `nj.InSubspace(<same family in dimension r>, U)`.
     - `rtol`: the cut on the (relative, normalised) singular values; default `sqrt(eps)` of
       the points' dtype (`1.5e-8` in float64, `3.5e-4` in float32). Also the threshold for
       dropping redundant basis directions and for the time-translation check.
@@ -631,6 +828,17 @@ def find_symmetries(
     broken symmetry, and `rtol` is a relative tolerance by construction (the cut is
     `rtol · max(1, σ_max)`). The symmetries are the null space (SVD). Basis directions that
     give the same field twice are removed first (`res.num_redundant`).
+
+    **Matrix-free.** `C c` and `Cᵀ r` are never formed as matrices: for an affine family
+    (`ξ_c = M_c x + b_c`) `[ξ_c, f](x) = M_c f(x) − ∂f(x)(M_c x + b_c)`, one JVP of the drift
+    (linearised once per point), and `Cᵀ` by `jax.linear_transpose`. The smallest
+    eigenpairs of `CᵀC v = σ² NᵀN v` (`N`: the generator size) come from LOBPCG,
+    preconditioned by the exact inverse of a Sylvester approximation of the drift block
+    (`nj.find_symmetries` source: `_matfree._preconditioner`); the singular values are then
+    recomputed as `‖C v‖` from the converged vectors (the squares `σ²` could not resolve
+    `σ < √eps`), so they keep their meaning. Default points: `max(32, 2⌈k/d⌉ + 8)`. The
+    result has `m = num_smallest` rows instead of `k` (see `nj.Symmetries`); it assumes a
+    family without redundant directions (`num_redundant` is 0).
 
     **Returns:** an `nj.Symmetries`: `res.generators` (a list), `res.singular_values`
     (ascending, to see approximate symmetries), `res.drift_generators` (drift-only, kept
@@ -655,6 +863,29 @@ def find_symmetries(
     smaller family beyond.
     """
     where = "nj.find_symmetries"
+    if method not in ("auto", "dense", "matrix_free"):
+        raise ValueError(
+            f"`{where}`: `method` must be \"auto\", \"dense\" or \"matrix_free\", got "
+            f"{method!r}."
+        )
+    if num_smallest is not None and (not _is_int(num_smallest) or num_smallest < 1):
+        raise ValueError(
+            f"`{where}`: `num_smallest` must be a positive int, got {num_smallest!r}."
+        )
+    if not _is_int(max_iters) or max_iters < 1:
+        raise ValueError(f"`{where}`: `max_iters` must be a positive int, got {max_iters!r}.")
+    if subspace is not None:
+        family = _in_subspace(family, subspace, points, where)
+    if isinstance(family, AbstractGeneratorFamily) and method == "auto":
+        method = _choose_method(family, points, times, n_points)
+    if (
+        points is None
+        and n_points is None
+        and method == "matrix_free"
+        and isinstance(family, AbstractGeneratorFamily)
+        and family.dim is not None
+    ):
+        n_points = default_matrix_free_points(family)
     points, times, check_times, dtype, inputs_finite = _prepare(
         sde, family, points, times, args, key, n_points, where
     )
@@ -683,6 +914,94 @@ def find_symmetries(
         raise ValueError(
             f"`{where}`: `rtol` must be a positive, finite float, got {rtol!r}."
         )
-    return _find(
-        sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype), inputs_finite
+    if method == "dense":
+        return _find(
+            sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype),
+            inputs_finite,
+        )
+    k = family.size
+    num = min(k, 8 if num_smallest is None else int(num_smallest))
+    key = jax.random.key(0) if key is None else key
+    # The start block is drawn from a key of its own (the points may come from `key`).
+    key = jax.random.fold_in(key, 1)
+    return _find_matrix_free(
+        sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype),
+        inputs_finite, key, num, int(max_iters),
     )
+
+
+def _same_family(family, r: int):
+    """The built-in family `family` in dimension `r` (`nj.Rotations(d)` -> `nj.Rotations(r)`)."""
+    if isinstance(family, FamilySum):
+        return FamilySum(tuple(_same_family(f, r) for f in family.families))
+    if type(family) in (Rotations, LinearGenerators, Translations, AffineGenerators):
+        return type(family)(r)
+    raise ValueError(
+        "`nj.find_symmetries`: `subspace=` needs a built-in affine family "
+        "(`nj.Rotations`, `nj.LinearGenerators`, `nj.Translations`, `nj.AffineGenerators` "
+        f"or a `|` of them), got {type(family).__name__}; for your own, use "
+        "`nj.InSubspace(base, U)` directly."
+    )
+
+
+def _in_subspace(family, subspace, points, where):
+    """`subspace=`: an int `r` (the `r` leading principal directions of `points`, uncentred:
+    the span the states explore around the origin, where the family's generators act) or an
+    array `U` of shape `(d, r)` (its columns are orthonormalised)."""
+    if not isinstance(family, AbstractGeneratorFamily) or family.dim is None:
+        raise ValueError(f"`{where}`: `subspace=` needs a family of known dimension.")
+    d = family.dim
+    if _is_int(subspace):
+        r = int(subspace)
+        if points is None:
+            raise ValueError(
+                f"`{where}`: `subspace={r}` takes the leading principal directions of "
+                "`points`: pass `points` (e.g. states from trajectories), or pass `U` itself."
+            )
+        pts = as_real_array(points, "points", where)
+        if pts.ndim != 2 or pts.shape[1] != d:
+            raise ValueError(f"`{where}`: `points` must have shape (P, {d}), got {pts.shape}.")
+        if not 1 <= r <= d:
+            raise ValueError(f"`{where}`: `subspace` must be between 1 and d = {d}, got {r}.")
+        _, _, VT = jnp.linalg.svd(pts, full_matrices=False)
+        U = VT[:r].T
+    else:
+        U = as_real_array(subspace, "subspace", where)
+        if U.ndim != 2 or U.shape[0] != d or not 1 <= U.shape[1] <= d:
+            raise ValueError(
+                f"`{where}`: `subspace` must be an int r or an array of shape ({d}, r) whose "
+                f"columns span the subspace, got shape {U.shape}."
+            )
+        U, _ = jnp.linalg.qr(U)
+    return InSubspace(_same_family(family, U.shape[1]), U)
+
+
+# Above this many floats in the dense constraint matrices, `method="auto"` goes matrix-free.
+DENSE_LIMIT = 2**24
+VALUE_TOL = 1e-4
+
+
+def default_matrix_free_points(family) -> int:
+    """Default number of sample points of the matrix-free search: twice as many drift
+    conditions as coefficients (`P d ≥ 2 k`), plus 8, at least 32."""
+    d, k = family.dim, family.size
+    return max(32, 2 * (-(-k // d)) + 8)
+
+
+def _choose_method(family, points, times, n_points) -> str:
+    """`"dense"` when the dense matrices (drift, metric and size rows, `k` columns, and the
+    basis Jacobians) hold at most `DENSE_LIMIT` floats, else `"matrix_free"`."""
+    d = family.dim
+    if d is None:
+        d = jnp.shape(points)[1] if points is not None and jnp.ndim(points) == 2 else None
+    if d is None:
+        return "dense"
+    P = (
+        jnp.shape(points)[0]
+        if points is not None and jnp.ndim(points) == 2
+        else (n_points if _is_int(n_points) else max(32, 4 * d))
+    )
+    T = 1 if times is None else max(1, int(jnp.size(times)))
+    k = family.size
+    floats = k * (P * T * (d + d * (d + 1) // 2) + P * (d + 2 * d * d))
+    return "dense" if floats <= DENSE_LIMIT else "matrix_free"

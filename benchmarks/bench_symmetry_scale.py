@@ -1,0 +1,126 @@
+"""Symmetry detection at network scale: `nj.find_symmetries(..., method="matrix_free")`.
+
+Each case runs in a fresh subprocess (float64, CPU) and reports wall time, CPU time
+(user + sys of the subprocess) and peak resident memory (`resource.getrusage`, `ru_maxrss`).
+
+The system has exactly one rotation symmetry, known in closed form: with `x = (y, z)`,
+`y ∈ R²`, `z ∈ R^{d−2}`,
+
+    f_y = (1 − |y|² + v·tanh z) y + ω J y + ε (y_0, 0)
+    f_z = −z + W tanh(z) + u |y|²,          D = 0.5 I,
+
+`W` a random `(d−2) × (d−2)` coupling (gain 1.5), `u`, `v` random vectors. For `ε = 0` the
+drift is equivariant under rotations of the `(x_0, x_1)` plane (`f_y` is built from `y`,
+`J y` and invariants, `f_z` sees `y` only through `|y|²`), so `R0,1` is a symmetry; a generic
+`W` leaves no other rotation. `ε ≠ 0` breaks it with a singular value `∝ ε`.
+
+Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`, `lin:D`,
+`eps:D`, `charge:D` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+
+CHILD = r'''
+import json, resource, sys, time
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+import noether_jax as nj
+
+
+def make(d, eps=0.0, seed=0):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    m = d - 2
+    W = 1.5 * jax.random.normal(k1, (m, m)) / jnp.sqrt(m)
+    u = jax.random.normal(k2, (m,)) / jnp.sqrt(m)
+    v = jax.random.normal(k3, (m,)) / jnp.sqrt(m)
+
+    def f(t, x, a):
+        y, z = x[:2], x[2:]
+        r2 = y @ y
+        Jy = jnp.array([-y[1], y[0]])
+        fy = (1.0 - r2 + v @ jnp.tanh(z)) * y + 0.7 * Jy + a * jnp.array([y[0], 0.0])
+        fz = -z + W @ jnp.tanh(z) + u * r2
+        return jnp.concatenate([fy, fz])
+
+    return nj.SDE(f, 0.5)
+
+
+kind, d = sys.argv[1], int(sys.argv[2])
+out = dict(case=f"{kind}:{d}")
+t0, c0 = time.time(), time.process_time()
+if kind in ("rot", "lin"):
+    fam = nj.Rotations(d) if kind == "rot" else nj.LinearGenerators(d)
+    res = nj.find_symmetries(make(d), fam, args=0.0, method="matrix_free")
+    S = np.asarray(res.singular_values)
+    gens = res.generators
+    out.update(
+        family=f"{type(fam).__name__}({d})", k=fam.size,
+        points=max(32, 2 * (-(-fam.size // d)) + 8),
+        num_symmetries=len(gens), generators=[g.describe() for g in gens],
+        drift_generators=[g.describe() for g in res.drift_generators],
+        sigma=[float(s) for s in S[:4]], converged=bool(res.converged),
+        iterations=int(res.iterations),
+    )
+    if kind == "rot":
+        # exactly R0,1: coefficient vector e_0 (pair (0, 1) is the first)
+        c = np.asarray(res.basis[0])
+        out["error_vs_R01"] = float(np.linalg.norm(c - np.eye(fam.size)[0]))
+elif kind == "eps":
+    sig = []
+    for e in (1e-3, 1e-2):
+        r = nj.find_symmetries(make(d), nj.Rotations(d), args=e, method="matrix_free")
+        sig.append(float(r.singular_values[0]))
+    out.update(sigma_eps=sig, ratio=sig[1] / sig[0])
+elif kind == "charge":
+    sde = make(d)
+    res = nj.find_symmetries(sde, nj.Rotations(d), args=0.0, method="matrix_free")
+    g = res.generators[0]
+    x0 = jnp.zeros(d).at[0].set(1.0)
+    x1 = jnp.zeros(d).at[1].set(1.0).at[2].set(0.3)
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 41
+    sol = nj.minimize_action(sde, x0, x1, 0.0, 2.0, n_nodes=n, args=0.0)
+    broken = nj.Generator(nj.Rotations(d), jnp.eye(nj.Rotations(d).size)[1])  # R0,2
+    rep = nj.charge_report(sde, sol, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
+    out.update(path_converged=bool(sol.converged), nodes=n,
+               variation_symmetry=float(rep.relative_variations[0]),
+               variation_broken=float(rep.relative_variations[1]))
+out["wall_s"] = time.time() - t0
+out["cpu_s"] = time.process_time() - c0
+out["peak_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+print("RESULT " + json.dumps(out))
+'''
+
+DEFAULT = ["rot:32", "rot:64", "rot:128", "lin:32", "eps:32", "rot:256"]
+
+
+def run(case: str, timeout: float) -> dict:
+    kind, d, *rest = case.split(":")
+    t0 = time.time()
+    try:
+        p = subprocess.run(
+            [sys.executable, "-c", CHILD, kind, d, *rest],
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return dict(case=case, error=f"did not finish within {timeout:.0f} s")
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return dict(case=case, error=p.stderr[-2000:], wall_s=time.time() - t0)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    timeout = 3600.0
+    if "--timeout" in args:
+        i = args.index("--timeout")
+        timeout = float(args[i + 1])
+        del args[i : i + 2]
+    for case in args or DEFAULT:
+        print(json.dumps(run(case, timeout)), flush=True)
