@@ -22,6 +22,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._sde import SDE, as_real_array, check_finite, check_sde_calls
 from . import _matfree
+from ._matfree import _full_metric
 from ._families import (
     AffineGenerators,
     FamilySum,
@@ -46,14 +47,6 @@ DEFAULT_CHECK_TIMES = (0.0, 1.0 / math.sqrt(2.0), math.sqrt(2.0), math.sqrt(5.0)
 def default_rtol(dtype) -> float:
     """`sqrt(eps)`: about `1.5e-8` in float64, `3.5e-4` in float32."""
     return _sqrt_eps(dtype)
-
-
-def _full_metric(D: Array, d: int) -> Float[Array, "d d"]:
-    if D.ndim == 0:
-        return D * jnp.eye(d, dtype=D.dtype)
-    if D.ndim == 1:
-        return jnp.diag(D)
-    return D
 
 
 class SymmetryConditions(eqx.Module):

@@ -40,6 +40,7 @@ def is_affine(family) -> bool:
 
 
 def _full_metric(D: Array, d: int) -> Float[Array, "d d"]:
+    """`D` (a scalar, a diagonal `(d,)` or a `(d, d)` matrix) as a `(d, d)` matrix."""
     if D.ndim == 0:
         return D * jnp.eye(d, dtype=D.dtype)
     if D.ndim == 1:
