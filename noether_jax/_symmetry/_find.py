@@ -150,14 +150,9 @@ def _conditions(sde, family, points, times, check_times, args) -> SymmetryCondit
     norm_cols = jnp.concatenate([vals / ell, jacs.reshape(P, k, d * d)], axis=-1)
     norm_rows = jnp.swapaxes(norm_cols, -1, -2).reshape(P * (d + d * d), k) / math.sqrt(P)
 
-    def dt_at(t, x):
-        one = jnp.ones_like(t)
-        ft = jax.jvp(lambda s: sde.f(s, x, args), (t,), (one,))[1]
-        if noise_callable:
-            Dt = jax.jvp(lambda s: D_full(s, x), (t,), (one,))[1]
-        else:
-            Dt = jnp.zeros((d, d), dtype)
-        return jnp.sum(ft**2), jnp.sum(Dt**2)
+    dt_at = _matfree.time_derivative_sizes(
+        sde, args, D_full if noise_callable else None, d, dtype
+    )
 
     ft2, Dt2 = jax.vmap(jax.vmap(dt_at, in_axes=(None, 0)), in_axes=(0, None))(
         check_times, points

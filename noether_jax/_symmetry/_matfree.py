@@ -48,6 +48,22 @@ def _full_metric(D: Array, d: int) -> Float[Array, "d d"]:
     return D
 
 
+def time_derivative_sizes(sde, args, D_full, d: int, dtype):
+    """`(t, x) ↦ (|∂f/∂t|², ‖∂D/∂t‖²_F)` at one sample (`D_full`: `D` as a `(d, d)`
+    matrix, or `None` for a constant `D`), by forward mode in `t`."""
+
+    def sizes(t, x):
+        one = jnp.ones_like(t)
+        ft = jax.jvp(lambda s: sde.f(s, x, args), (t,), (one,))[1]
+        if D_full is not None:
+            Dt = jax.jvp(lambda s: D_full(s, x), (t,), (one,))[1]
+        else:
+            Dt = jnp.zeros((d, d), dtype)
+        return jnp.sum(ft**2), jnp.sum(Dt**2)
+
+    return sizes
+
+
 class Scales(eqx.Module):
     """The normalisation of `nj.SymmetryConditions`, computed without the family."""
 
@@ -100,15 +116,10 @@ def scales(sde, points, times, check_times, args) -> Scales:
     nu = s_f + jnp.sqrt(jnp.mean(D_norm2)) / ell2
     nu_safe = jnp.where(nu > 0, nu, 1.0)
 
+    dt_sizes = time_derivative_sizes(sde, args, D_full if noise_callable else None, d, dtype)
+
     def dt_at(tx):
-        t, x = tx
-        one = jnp.ones_like(t)
-        ft = jax.jvp(lambda s: sde.f(s, x, args), (t,), (one,))[1]
-        if noise_callable:
-            Dt = jax.jvp(lambda s: D_full(s, x), (t,), (one,))[1]
-        else:
-            Dt = jnp.zeros((d, d), dtype)
-        return jnp.sum(ft**2), jnp.sum(Dt**2)
+        return dt_sizes(*tx)
 
     Tc = check_times.shape[0]
     ft2, Dt2 = jax.lax.map(
