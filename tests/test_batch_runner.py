@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -270,6 +271,7 @@ def test_resume_refuses_a_different_problem(tmp_path):
 
 _FINGERPRINT = """
 import sys
+import time
 import jax
 jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, {tests!r})
@@ -340,12 +342,22 @@ def test_chunks_split_between_processes(runs, tmp_path, monkeypatch):
     nj.solve_batch(solve, batch, progress=rec, resume=False, collect=False, **kw)
     assert barriers == ["noether_jax.solve_batch:setup"]
     assert rec.calls == [(0, 2), (1, 2), (2, 2)]
+    # Process 1's chunk never comes (it was cleared by the restart): a collecting process
+    # gives up after `wait_timeout` without a new chunk, naming what is missing.
+    tic = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"missing chunks 1 of 3, owned by process\(es\) 1 "):
+        nj.solve_batch(solve, batch, progress=False, wait_timeout=0.5, **kw)
+    assert 0.5 < time.monotonic() - tic < 30
+    for bad in (0, -1.0, True, "10"):
+        with pytest.raises(ValueError, match="wait_timeout"):
+            nj.solve_batch(solve, batch, progress=False, wait_timeout=bad, **kw)
     with pytest.raises(ValueError, match="out_dir"):
         nj.solve_batch(solve, batch, chunk_size=CHUNK, progress=False)
 
 
 _SHARDED = """
 import sys
+import time
 import jax
 jax.config.update("jax_enable_x64", True)
 assert len(jax.devices()) == 4, jax.devices()

@@ -23,6 +23,10 @@ from . import _store
 
 _AXIS = "batch"
 _POLL_SECONDS = 0.2  # how often a process looks for the other processes' chunks
+# Default patience for the other processes' chunks: no new chunk for this long, and for
+# `_WAIT_FACTOR` times the slowest chunk this process solved, means a process is gone.
+_WAIT_FLOOR_SECONDS = 600.0
+_WAIT_FACTOR = 10.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,6 +203,7 @@ def solve_batch(
     progress: Any = True,
     collect: bool = True,
     identity: dict[str, Any] | None = None,
+    wait_timeout: float | None = None,
 ) -> PyTree | None:
     r"""Map a solver over a very large batch of problems: in chunks, sharded over the local
     devices, with every finished chunk saved to disk so that an interrupted run resumes where
@@ -279,6 +284,12 @@ def solve_batch(
       (e.g. the options of a command line and a hash of a model file), recorded in the
       manifest; a resume with a different one is refused, naming the differing key
       (`identity.t1: 10.0 on disk, 5.0 now`). Default: nothing beyond the fingerprint.
+    - `wait_timeout`: with several processes, how long (seconds) a collecting process waits
+      for the other processes' chunks while none arrives; then it raises a `TimeoutError`
+      that names the missing chunks and the processes that own them (the finished chunks
+      stay on disk: start the missing process again, or rerun the whole job, to finish).
+      Default `None`: the longer of 10 minutes and 10× the slowest chunk this process
+      solved. `math.inf`: wait without a limit.
 
     **Returns:** the output of `solve_fn` stacked along a leading axis of length `N` (e.g. an
     `nj.PathSolution` with `xs` of shape `(N, n, d)` and per-element `converged`, `result`).
@@ -295,9 +306,9 @@ def solve_batch(
     again with the same arguments loads its finished chunks, solves the rest, and the
     others, still waiting, pick them up. For a process to rejoin a running job, JAX's
     coordination service must allow it: `jax.config.update("jax_enable_recoverability",
-    True)` before `jax.distributed.initialize`. A process waits for the others without a
-    time limit. With `resume=False` the processes meet once more (a barrier) so that
-    process 0 clears the folder before anyone writes.
+    True)` before `jax.distributed.initialize`. A process gives up on the others after
+    `wait_timeout` without a new chunk. With `resume=False` the processes meet once more
+    (a barrier) so that process 0 clears the folder before anyone writes.
 
     On a cluster, start one process per host (or per GPU) with the same command:
 
@@ -332,6 +343,13 @@ def solve_batch(
         not isinstance(polish_size, int) or isinstance(polish_size, bool) or polish_size < 1
     ):
         raise ValueError(f"`polish_size` must be None or a positive int, got {polish_size!r}.")
+    if wait_timeout is not None and (
+        isinstance(wait_timeout, bool) or not isinstance(wait_timeout, (int, float))
+        or not wait_timeout > 0
+    ):
+        raise ValueError(
+            f"`wait_timeout` must be None or a positive number of seconds, got {wait_timeout!r}."
+        )
     progress = _default_progress(progress)
 
     leaves, treedef, n = _as_batch(batch)
@@ -482,8 +500,11 @@ def solve_batch(
         message += f" ({done} loaded from {root})"
     if progress is not None:
         progress.bar(done, len(mine), message)
+    slowest = 0.0  # seconds, of the chunks solved here
     for i in todo:
+        tic = time.monotonic()
         host = solve(i)
+        slowest = max(slowest, time.monotonic() - tic)
         if root is not None:
             _store.save_chunk(root, i, names, host, process=process)
         if collect:
@@ -501,6 +522,11 @@ def solve_batch(
         if absent and progress is not None:
             progress.bar(done, len(mine), f"{message}; waiting for {absent} chunks of the "
                          "other processes")
+        patience = (
+            max(_WAIT_FLOOR_SECONDS, _WAIT_FACTOR * slowest)
+            if wait_timeout is None else float(wait_timeout)
+        )
+        last_arrival = time.monotonic()
         while others:
             checksums = _store.read_checksums(root)
             waiting = []
@@ -515,7 +541,19 @@ def solve_batch(
                     loaded = solve(i)
                     _store.save_chunk(root, i, names, loaded, process=process)
                 results[i] = loaded
+            if len(waiting) < len(others):
+                last_arrival = time.monotonic()
             others = waiting
+            if others and time.monotonic() - last_arrival > patience:
+                owners = sorted({i % num_processes for i in others})
+                raise TimeoutError(
+                    f"solve_batch: no chunk from the other processes for {patience:.0f} s; "
+                    f"missing chunks {_ranges(others)} of {num_chunks}, owned by process(es) "
+                    f"{', '.join(map(str, owners))} (chunk i belongs to process "
+                    f"i % {num_processes}). The finished chunks are kept in {root}: start "
+                    "the missing process(es) again with the same arguments, or rerun the "
+                    "job, to finish (or pass a larger `wait_timeout`)."
+                )
             if others:
                 time.sleep(_POLL_SECONDS)
     if not collect:
@@ -525,6 +563,19 @@ def solve_batch(
         for k in range(len(out_leaves_struct))
     ]
     return jax.tree.unflatten(out_treedef, stacked)
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """`[0, 1, 2, 5, 7, 8]` as `"0-2, 5, 7-8"`."""
+    parts, run = [], []
+    for i in sorted(indices):
+        if run and i != run[-1] + 1:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+            run = []
+        run.append(i)
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+    return ", ".join(parts)
 
 
 @functools.partial(jax.jit, static_argnums=1)

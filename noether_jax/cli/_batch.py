@@ -98,6 +98,10 @@ some problems did not converge (their results are still written).""",
                        help="number of processes (with --coordinator)")
     group.add_argument("--process-id", type=int, metavar="K",
                        help="this process's index, 0 to P-1 (with --coordinator)")
+    group.add_argument("--wait-timeout", type=float, metavar="S",
+                       help="process 0 gives up after S seconds without a new chunk from the "
+                       "others, naming the missing chunks (default: the longer of 600 s and "
+                       "10x its slowest chunk)")
     parser.set_defaults(handler=_batch)
     return parser
 
@@ -305,10 +309,13 @@ def _run(ns, file: pathlib.Path, name: str, bc: pathlib.Path, cli: dict, user_ar
             solve, batched, chunk_size=ns.chunk_size, out_dir=out, resume=not ns.restart,
             straggler_steps=ns.straggler_steps, polish_size=ns.polish_size,
             progress=Progress("batch", quiet=ns.quiet), identity=identity,
-            collect=process == 0,
+            collect=process == 0, wait_timeout=ns.wait_timeout,
         )
+    except TimeoutError as e:  # (an OSError: caught first) a process never delivered
+        raise CLIError(str(e).replace("`wait_timeout`", "--wait-timeout")) from None
     except ValueError as e:
         message = str(e).replace("pass `resume=False`", "pass --restart")
+        message = message.replace("`wait_timeout`", "--wait-timeout")
         raise CLIError(message.replace("`out_dir`", "--out")) from None
     except OSError as e:  # e.g. the disk filled up: finished chunks stay, rerun to resume
         raise CLIError(f"writing to {out} failed ({e}); rerun to resume.") from None
