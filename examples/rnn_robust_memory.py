@@ -28,7 +28,8 @@ Each training step's cost is measured against a step on the task loss alone (med
 compilation excluded), and the solver steps of warm-started solves against solves started
 from straight lines.
 
-Prints the numbers; writes `rnn_robust_memory.png` into DIR (default `noether_jax_out/`).
+Prints the numbers; writes `rnn_robust_memory.png` into DIR (default
+`noether_jax_out/examples/rnn_robust_memory/`).
 """
 
 import argparse
@@ -322,7 +323,7 @@ def rate_study(net, tr: nj.Transition, key, *, levels, n_traj, dt, progress):
 
 def run(out=None, *, quick=False, d=6, seed=0, progress=print):
     """The whole example; returns a dict of numbers. `quick`: fewer steps, no simulation."""
-    out = pathlib.Path("noether_jax_out" if out is None else out)
+    out = pathlib.Path("noether_jax_out/examples/rnn_robust_memory" if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
     k_task, k_net, k_sim = jax.random.split(key, 3)
@@ -471,7 +472,8 @@ def _figure(path, hist, task, net_task, net_robust, studies):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--out", default="noether_jax_out/examples/rnn_robust_memory",
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="fewer steps, no simulation")
     opts = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)

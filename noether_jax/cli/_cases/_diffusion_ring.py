@@ -859,7 +859,7 @@ def _figure(folder, ts, xs_full, xs_paper, pf, an, labels, image_axis, args, ref
     ax.legend(fontsize=7)
 
     fig.tight_layout()
-    name = "diffusion_ring.png"
+    name = "case4_diffusion_ring.png"
     fig.savefig(folder / name, dpi=100)
     plt.close(fig)
     return name
