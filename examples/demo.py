@@ -32,7 +32,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 def ou_closed_form(x0, x1, T, D=1.0):
-    # f = −x: G = D (1 − e^{−2T}) I, S* = ½ |x1 − e^{−T} x0|² / G (CONVENTIONS.md).
+    # f = −x: G = D (1 − e^{−2T}) I, S* = ½ |x1 − e^{−T} x0|² / G (docs/conventions.md).
     G = D * (1 - np.exp(-2 * T))
     return 0.5 * np.sum((x1 - np.exp(-T) * x0) ** 2) / G
 

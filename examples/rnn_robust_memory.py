@@ -5,8 +5,8 @@
 A continuous-time RNN `dx = (−x + W tanh(x) + b) dt + sqrt(2D) dW` (`nj.CTRNN`, d = 6 units)
 learns a one-bit memory: started from `±u` (a "write" input), its readout `w·x` must settle
 at `±1` and stay there. Its two memories are attractors `a` (bit 0) and `b` (bit 1); noise
-makes it forget, at the rate `k ∝ exp(−Ŝ)` set by the quasipotential barrier `Ŝ` (CONVENTIONS.md:
-`Ŝ` is the minimal action, for noise `D` it is `Ŝ₁/D`).
+makes it forget, at the rate `k ∝ exp(−Ŝ)` set by the quasipotential barrier `Ŝ`
+(docs/conventions.md: `Ŝ` is the minimal action, for noise `D` it is `Ŝ₁/D`).
 
 1. Train on the task alone (optax, Adam): the memory works, with some barrier.
 2. Keep training with an extra term `λ·relu(S_target − S_T)²` on the fixed-time minimal action
@@ -50,7 +50,7 @@ import optax  # noqa: E402
 
 import noether_jax as nj  # noqa: E402
 
-# The action is computed for D = 1; for noise D it is S/D (CONVENTIONS.md).
+# The action is computed for D = 1; for noise D it is S/D (docs/conventions.md).
 SDE1 = nj.SDE(nj.ctrnn_drift, 1.0)
 
 
@@ -271,7 +271,7 @@ def _escape(net, a, b, D, keys, t_max, *, dt, max_steps, threshold):
     progress = lambda x: jnp.dot(x - a, ab) / jnp.dot(ab, ab)  # 0 at a, 1 at b
     drift = dfx.ODETerm(nj.ctrnn_drift)
     event = dfx.Event(lambda t, y, args, **kw: progress(y) > threshold)
-    sigma = jnp.sqrt(2 * D) * jnp.eye(d, dtype=a.dtype)  # sqrt(2D) dW (CONVENTIONS.md)
+    sigma = jnp.sqrt(2 * D) * jnp.eye(d, dtype=a.dtype)  # sqrt(2D) dW (docs/conventions.md)
 
     def one(key):
         noise = dfx.ControlTerm(lambda t, y, args: sigma, dfx.UnsafeBrownianPath((d,), key))
