@@ -4,7 +4,7 @@ vectorised `jax.numpy` drift on all nodes at once (what the paper's scripts did,
 gradient-descent baseline).
 
 All problems have a constant scalar noise `D` and an autonomous drift, so the midpoint
-discrete action of CONVENTIONS.md on a uniform grid of step `h` is
+discrete action of docs/conventions.md on a uniform grid of step `h` is
 
     S_h = Σ_i |h| / (4D) · |(x_{i+1} − x_i)/h − f((x_i + x_{i+1})/2)|²,
 
@@ -124,7 +124,7 @@ def rate_network(n_nodes: int = 401, width: float = 0.01):
 
     `s` logistic, τ = 1, μ0 = 1.25, c = 1.5, A = 2, I = 0.9, n = `width` = 0.01. The noise is
     `D = σ²/τ = 0.16` with σ = 0.4, as the benchmark issue specifies (with τ = 1 the drift in
-    the `dx = f dt + sqrt(2D) dW` form of CONVENTIONS.md is the right-hand side above). The
+    the `dx = f dt + sqrt(2D) dW` form of docs/conventions.md is the right-hand side above). The
     path goes from (3, 0.1) to (0.1, 3) in T = 1. The sigmoids switch over a width 0.01,
     which the path crosses in about 0.003 time units: hundreds of nodes are needed.
     """

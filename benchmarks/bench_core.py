@@ -7,7 +7,7 @@ The 2-D non-gradient Maier–Stein system
     f(x, y) = (x − x³ − β x y²,  −(1 + x²) y),   β = 10,   isotropic D = 0.1,
 
 from x0 = (−1, 0) to a batch of endpoints x1 = (1 + 0.3 u, 0.5 v), u, v ~ U[−1, 1] (fixed
-seed), over t ∈ [0, 10] with 101 nodes (the midpoint discrete action of CONVENTIONS.md).
+seed), over t ∈ [0, 10] with 101 nodes (the midpoint discrete action of docs/conventions.md).
 
 Time per path, for batches of B = 1, 64, 1024 endpoints, of
 

@@ -5,7 +5,8 @@
 Solves the most likely path from x0 = 0.5 to the wrong bound −1 (dx = 0.1 dt + dW, T = 1),
 compares it with its closed forms (straight line, constant quasi-momentum and quasi-energy),
 and with 100 000 Euler–Maruyama paths (diffrax) stopped at the bound near T. Writes
-`case1_drift_diffusion.png` to DIR (default `noether_jax_out/`) and prints the Markdown
+`case1_drift_diffusion.png` to DIR (default
+`noether_jax_out/examples/case1_drift_diffusion/`) and prints the Markdown
 section and the physics checks.
 """
 
@@ -17,4 +18,6 @@ from noether_jax.cli._cases._common import script_main  # noqa: E402
 from noether_jax.cli._cases._drift_diffusion import run  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(script_main(run, __doc__.split("\n")[0]))
+    raise SystemExit(script_main(
+        run, __doc__.split("\n")[0], default_out="noether_jax_out/examples/case1_drift_diffusion"
+    ))

@@ -8,7 +8,8 @@ most likely sampling paths of the reverse-time SDE dx = −2t ∇log p dt + sqrt
 with the full Freidlin–Wentzell Lagrangian and with the paper's (cross term ẋ·∇log p
 dropped), shows the quasi-angular momentum constant and the quasi-energy not, detects the
 rotation symmetry, and integrates the probability-flow ODE (diffrax). Writes
-`diffusion_ring.png` to DIR (default `noether_jax_out/`) and prints the Markdown section and
+`case4_diffusion_ring.png` to DIR (default
+`noether_jax_out/examples/case4_diffusion_ring/`) and prints the Markdown section and
 the physics checks.
 """
 
@@ -20,4 +21,6 @@ from noether_jax.cli._cases._common import script_main  # noqa: E402
 from noether_jax.cli._cases._diffusion_ring import run  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(script_main(run, __doc__.split("\n")[0]))
+    raise SystemExit(script_main(
+        run, __doc__.split("\n")[0], default_out="noether_jax_out/examples/case4_diffusion_ring"
+    ))

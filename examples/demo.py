@@ -11,7 +11,7 @@
    charges along the T = 10 path.
 4. The Maier–Stein barrier between its two attractors: fixed points, the uphill leg by the
    geometric (infinite-time) action, the downhill leg by relaxation.
-Writes `demo.png` to DIR (default `noether_jax_out/`).
+Writes `demo.png` to DIR (default `noether_jax_out/examples/demo/`).
 """
 
 import argparse
@@ -32,7 +32,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 def ou_closed_form(x0, x1, T, D=1.0):
-    # f = −x: G = D (1 − e^{−2T}) I, S* = ½ |x1 − e^{−T} x0|² / G (CONVENTIONS.md).
+    # f = −x: G = D (1 − e^{−2T}) I, S* = ½ |x1 − e^{−T} x0|² / G (docs/conventions.md).
     G = D * (1 - np.exp(-2 * T))
     return 0.5 * np.sum((x1 - np.exp(-T) * x0) ** 2) / G
 
@@ -43,7 +43,7 @@ def maier_stein(t, x, beta):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--out", default="noether_jax_out/examples/demo", help="output folder")
     opts = parser.parse_args(argv)
     out = pathlib.Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

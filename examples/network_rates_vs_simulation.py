@@ -214,7 +214,8 @@ def main(argv=None):
                     help="n_nodes of the uphill solves (default 101, a fixed grid; 0: nj.Refine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--figure", action="store_true",
-                    help="save noether_jax_out/network_rates.png")
+                    help="save network_rates.png in "
+                    "noether_jax_out/examples/network_rates_vs_simulation/")
     a = ap.parse_args(argv)
     a.nodes = a.nodes or None
     eps = a.eps or ([1.0] if a.quick else [1.0, 0.75, 0.6])
@@ -327,8 +328,8 @@ def _figure(records):
     ax.set(xlabel="k predicted (nj.transition_network)", ylabel="k simulated",
            title="Escape rates of the 4-attractor CTRNN")
     ax.legend(fontsize=7)
-    out = pathlib.Path("noether_jax_out")
-    out.mkdir(exist_ok=True)
+    out = pathlib.Path("noether_jax_out/examples/network_rates_vs_simulation")
+    out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / "network_rates.png", dpi=110)
 
 

@@ -21,7 +21,8 @@
    along the most likely path to round-off (the midpoint discretisation is a variational
    integrator).
 
-Prints the numbers; writes `rnn_ring_symmetry.png` into DIR (default `noether_jax_out/`).
+Prints the numbers; writes `rnn_ring_symmetry.png` into DIR (default
+`noether_jax_out/examples/rnn_ring_symmetry/`).
 """
 
 import argparse
@@ -274,7 +275,7 @@ def symmetric_case(key, m: int = 3, *, gain: float = 2.5, b_scale: float = 0.0, 
 
 def run(out=None, *, quick=False, d=8, seed=0, progress=print):
     """Both parts; returns a dict of numbers. `quick`: a shorter training."""
-    out = pathlib.Path("noether_jax_out" if out is None else out)
+    out = pathlib.Path("noether_jax_out/examples/rnn_ring_symmetry" if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     k_train, k_sym = jax.random.split(jax.random.key(seed))
     steps = 150 if quick else 400
@@ -381,7 +382,8 @@ def _figure(path, net, task, st, sym_case):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--out", default="noether_jax_out/examples/rnn_ring_symmetry",
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a shorter training")
     opts = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)

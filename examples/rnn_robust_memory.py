@@ -5,8 +5,8 @@
 A continuous-time RNN `dx = (−x + W tanh(x) + b) dt + sqrt(2D) dW` (`nj.CTRNN`, d = 6 units)
 learns a one-bit memory: started from `±u` (a "write" input), its readout `w·x` must settle
 at `±1` and stay there. Its two memories are attractors `a` (bit 0) and `b` (bit 1); noise
-makes it forget, at the rate `k ∝ exp(−Ŝ)` set by the quasipotential barrier `Ŝ` (CONVENTIONS.md:
-`Ŝ` is the minimal action, for noise `D` it is `Ŝ₁/D`).
+makes it forget, at the rate `k ∝ exp(−Ŝ)` set by the quasipotential barrier `Ŝ`
+(docs/conventions.md: `Ŝ` is the minimal action, for noise `D` it is `Ŝ₁/D`).
 
 1. Train on the task alone (optax, Adam): the memory works, with some barrier.
 2. Keep training with an extra term `λ·relu(S_target − S_T)²` on the fixed-time minimal action
@@ -28,7 +28,8 @@ Each training step's cost is measured against a step on the task loss alone (med
 compilation excluded), and the solver steps of warm-started solves against solves started
 from straight lines.
 
-Prints the numbers; writes `rnn_robust_memory.png` into DIR (default `noether_jax_out/`).
+Prints the numbers; writes `rnn_robust_memory.png` into DIR (default
+`noether_jax_out/examples/rnn_robust_memory/`).
 """
 
 import argparse
@@ -49,7 +50,7 @@ import optax  # noqa: E402
 
 import noether_jax as nj  # noqa: E402
 
-# The action is computed for D = 1; for noise D it is S/D (CONVENTIONS.md).
+# The action is computed for D = 1; for noise D it is S/D (docs/conventions.md).
 SDE1 = nj.SDE(nj.ctrnn_drift, 1.0)
 
 
@@ -270,7 +271,7 @@ def _escape(net, a, b, D, keys, t_max, *, dt, max_steps, threshold):
     progress = lambda x: jnp.dot(x - a, ab) / jnp.dot(ab, ab)  # 0 at a, 1 at b
     drift = dfx.ODETerm(nj.ctrnn_drift)
     event = dfx.Event(lambda t, y, args, **kw: progress(y) > threshold)
-    sigma = jnp.sqrt(2 * D) * jnp.eye(d, dtype=a.dtype)  # sqrt(2D) dW (CONVENTIONS.md)
+    sigma = jnp.sqrt(2 * D) * jnp.eye(d, dtype=a.dtype)  # sqrt(2D) dW (docs/conventions.md)
 
     def one(key):
         noise = dfx.ControlTerm(lambda t, y, args: sigma, dfx.UnsafeBrownianPath((d,), key))
@@ -322,7 +323,7 @@ def rate_study(net, tr: nj.Transition, key, *, levels, n_traj, dt, progress):
 
 def run(out=None, *, quick=False, d=6, seed=0, progress=print):
     """The whole example; returns a dict of numbers. `quick`: fewer steps, no simulation."""
-    out = pathlib.Path("noether_jax_out" if out is None else out)
+    out = pathlib.Path("noether_jax_out/examples/rnn_robust_memory" if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
     k_task, k_net, k_sim = jax.random.split(key, 3)
@@ -471,7 +472,8 @@ def _figure(path, hist, task, net_task, net_robust, studies):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--out", default="noether_jax_out/examples/rnn_robust_memory",
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="fewer steps, no simulation")
     opts = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)

@@ -82,7 +82,7 @@ def energy(
     sde: SDE, sol: PathSolution, args: Any = None, *, action: AbstractAction | None = None
 ) -> Float[Array, " n"]:
     r"""The quasi-energy `H(t, x, p)` at the nodes: the functional's Hamiltonian
-    (`AbstractAction.hamiltonian`, CONVENTIONS.md) at the node momenta of `nj.momentum`.
+    (`AbstractAction.hamiltonian`, docs/conventions.md) at the node momenta of `nj.momentum`.
 
     - Freidlin–Wentzell: $H = p^\top D p + f^\top p$.
     - Onsager–Machlup: $H_{OM} = p^\top D p + f^\top p - \tfrac12 \nabla\!\cdot f$
@@ -128,7 +128,7 @@ def noether_charge(
     r"""The Noether charge `Q_ξ = p · ξ(x)` of a generator `xi: x -> Array[d]` at the nodes.
 
     Conserved along most likely paths when `[ξ, f] = 0` and `ξ` preserves the noise metric
-    (CONVENTIONS.md). Quasi-momentum: `ξ = e`; quasi-angular momentum: `ξ = A x`, `A = −Aᵀ`.
+    (docs/conventions.md). Quasi-momentum: `ξ = e`; quasi-angular momentum: `ξ = A x`, `A = −Aᵀ`.
     Along an Onsager–Machlup path this needs `∇·f` invariant under `ξ` as well.
 
     **Functional:** an explicit `action=` wins; otherwise the one a `nj.PathSolution`

@@ -1,7 +1,7 @@
 r"""Hamilton's equations of the action, integrated with diffrax.
 
 The Hamiltonian is the functional's own (`AbstractAction.hamiltonian`, the one definition
-of the quasi-energy). For Freidlin–Wentzell, `H(t, x, p) = pᵀ D p + fᵀ p` (CONVENTIONS.md),
+of the quasi-energy). For Freidlin–Wentzell, `H(t, x, p) = pᵀ D p + fᵀ p` (docs/conventions.md),
 
 $$\dot x = \partial_p H = f + 2 D p, \qquad
   \dot p = -\partial_x H = -(\partial f/\partial x)^\top p - \partial_x (p^\top D p);$$

@@ -17,7 +17,7 @@ class PathSolution(eqx.Module):
 
     - `ts`: `Array[n]`, the times of the nodes, from `t0` to `t1` (decreasing if `t1 < t0`).
     - `xs`: `Array[n, d]`, the path; `xs[0] == x0` and `xs[-1] == x1`.
-    - `action`: the action `S` of the returned path (CONVENTIONS.md normalisation, path
+    - `action`: the action `S` of the returned path (docs/conventions.md normalisation, path
       probability `∝ exp(−S)`).
     - `result`: a `nj.RESULTS` member saying why the solver stopped
       (`nj.RESULTS[sol.result]` is its message).

@@ -7,7 +7,7 @@ from scipy.linalg import expm
 
 
 def linear_gramian(A, D, T):
-    """`G = ∫₀ᵀ e^{As} (2D) e^{Aᵀs} ds` (CONVENTIONS.md closed form)."""
+    """`G = ∫₀ᵀ e^{As} (2D) e^{Aᵀs} ds` (docs/conventions.md closed form)."""
     A, D = np.asarray(A, float), np.asarray(D, float)
     fn = lambda s: expm(A * s) @ (2 * D) @ expm(A.T * s)
     return quad_vec(fn, 0.0, T, epsabs=1e-14, epsrel=1e-14)[0]

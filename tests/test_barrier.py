@@ -7,7 +7,7 @@ the solvers compile once for the whole file:
     V = w·V_MB(x, y) + k₄ (x² − 1)²/4 + β x + ½ κ (y − μ x²)²,     f = −c (I + γ J) ∇V,
 
 `J` the rotation by 90°, `D = δ I`. Since `∇V · J∇V = 0`, the quasipotential is `cV/δ` for
-every `γ` (CONVENTIONS.md: `f = −∇U − ℓ` with `ℓ ⊥ ∇U`), so the barrier over a saddle is
+every `γ` (docs/conventions.md: `f = −∇U − ℓ` with `ℓ ⊥ ∇U`), so the barrier over a saddle is
 `c ΔV/δ` exactly."""
 
 import math

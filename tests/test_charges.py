@@ -87,7 +87,7 @@ def test_energy_constant_and_minus_dS_dT():
     S = lambda t1: float(nj.minimize_action(sde, x0, x1, 0.0, t1, n_nodes=ns[-1]).action)
     fd = (S(T + 1e-4) - S(T - 1e-4)) / 2e-4
     assert float(dSdT) == pytest.approx(fd, rel=1e-6)
-    # The FW quasi-energy is pᵀDp + fᵀp (CONVENTIONS.md), whether the functional comes from
+    # The FW quasi-energy is pᵀDp + fᵀp (docs/conventions.md), whether the functional comes from
     # the solution, is explicit, or is the default of a raw (ts, xs) pair.
     p = nj.momentum(sde, sol)
     f = jax.vmap(lambda x: maier_stein(0.0, x, None))(sol.xs)
@@ -120,7 +120,7 @@ def test_reverse_time_equals_forward_reversed():
 
 
 def test_reverse_time_closed_form():
-    # f = -a x run from t0 = T down to t1 = 0: per CONVENTIONS.md the action is the same
+    # f = -a x run from t0 = T down to t1 = 0: per docs/conventions.md the action is the same
     # integral over |dt|, so S* is the forward closed form with the endpoints' times swapped.
     a, D, T = 0.5, 0.4, 2.0
     sde = nj.SDE(lambda t, x, args: -a * x, D)

@@ -310,3 +310,27 @@ def test_help_subprocess(tmp_path):
     assert proc.stdout.startswith("usage: noether-jax")
     for command in ("demo", "reproduce", "path"):
         assert command in proc.stdout
+
+
+def test_default_output_folders_are_distinct():
+    # demo, reproduce, path and network each write into their own folder by default, so one
+    # command's report never overwrites another's; the example scripts use their own too.
+    from noether_jax.cli._main import build_parser
+
+    parser = build_parser()
+    outs = {
+        cmd: parser.parse_args([cmd, *rest]).out
+        for cmd, rest in {
+            "demo": [],
+            "reproduce": ["ou-memory"],
+            "path": ["m.py:sde", "--x0=0", "--x1=1", "--t1", "1"],
+            "network": ["m.py:sde", "--center=0", "--scale", "1"],
+        }.items()
+    }
+    assert outs == {c: f"noether_jax_out/{c}" for c in outs}
+    scripts = sorted((REPO / "examples").glob("*.py"))
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        assert 'default="noether_jax_out"' not in text, script.name
+        if "noether_jax_out" in text:
+            assert f"noether_jax_out/examples/{script.stem}" in text, script.name

@@ -1,4 +1,4 @@
-"""Most likely paths against closed forms (CONVENTIONS.md), and second-order convergence."""
+"""Most likely paths against closed forms (docs/conventions.md), and second-order convergence."""
 
 import jax
 import jax.numpy as jnp

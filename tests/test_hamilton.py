@@ -48,7 +48,7 @@ def test_hamilton_reproduces_the_path_and_conserves_charges():
     # Same means as along the discrete path (to its O(h²) accuracy).
     on_path = nj.charge_report(sde, sol, res)
     np.testing.assert_allclose(report.means, on_path.means, rtol=2e-3)
-    # The Hamiltonian is the quasi-energy of CONVENTIONS.md.
+    # The Hamiltonian is the quasi-energy of docs/conventions.md.
     H = eqx.filter_jit(jax.vmap(lambda t, x, q: nj.hamiltonian(sde, t, x, q, None)))(sol.ts, xs, ps)
     np.testing.assert_allclose(H, report.energy, rtol=1e-14)
 
@@ -60,7 +60,7 @@ def test_hamilton_reproduces_the_path_and_conserves_charges():
 
 def test_hamilton_closed_form_linear():
     # f = A x, constant D: p(t) = e^{Aᵀ(T − t)} p(T) and ẋ = A x + 2 D p, against a matrix
-    # exponential of the joint linear system (CONVENTIONS.md closed form).
+    # exponential of the joint linear system (docs/conventions.md closed form).
     from scipy.linalg import expm
 
     A = np.array([[-1.0, 2.0], [0.0, -0.5]])

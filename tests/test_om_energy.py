@@ -1,4 +1,4 @@
-"""The Onsager–Machlup quasi-energy `H_OM = pᵀDp + fᵀp − ½∇·f` (CONVENTIONS.md): conserved
+"""The Onsager–Machlup quasi-energy `H_OM = pᵀDp + fᵀp − ½∇·f` (docs/conventions.md): conserved
 along an OM most likely path to O(h²), equal to `−∂S*_OM/∂T`, and used by the charges of a
 solution that minimised the OM action (`sol.functional`)."""
 

@@ -265,7 +265,7 @@ def test_fixed_time_action_first_derivatives_vs_fd():
     # jvp: primal and tangent of the action.
     _close("jvp primal", out["jvp"][0][0], out["primal"][0], 1e-14)
     _close("jvp S", out["jvp"][1][0], dS_dir, 1e-6)
-    # ∂S*/∂T = −E (CONVENTIONS.md); this duration is shorter than the path would like, so
+    # ∂S*/∂T = −E (docs/conventions.md); this duration is shorter than the path would like, so
     # the quasi-energy is positive.
     assert float(out["grad"][3]) < 0
 

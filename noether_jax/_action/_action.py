@@ -73,7 +73,7 @@ class FreidlinWentzell(AbstractAction):
 
     $$L(t, x, \dot x) = \tfrac14 (\dot x - f)^\top D^{-1} (\dot x - f).$$
 
-    Path probabilities are `∝ exp(−S)` (CONVENTIONS.md normalisation). The momentum and
+    Path probabilities are `∝ exp(−S)` (docs/conventions.md normalisation). The momentum and
     Hamiltonian (quasi-energy) are
 
     $$p = \partial L/\partial \dot x = \tfrac12 D^{-1}(\dot x - f), \qquad
@@ -116,7 +116,7 @@ class OnsagerMachlup(AbstractAction):
       H_{OM}(t, x, p) = p^\top D p + f^\top p - \tfrac12 \nabla\!\cdot f,$$
 
     constant along an OM most likely path of an autonomous system, with
-    `∂S*_OM/∂T = −H_OM` for the minimal OM action over a duration `T` (CONVENTIONS.md). The
+    `∂S*_OM/∂T = −H_OM` for the minimal OM action over a duration `T` (docs/conventions.md). The
     Freidlin–Wentzell `pᵀDp + fᵀp` is *not* conserved along an OM path. Hamilton's equations
     gain `ṗ = … + ½ ∇(∇·f)`.
 

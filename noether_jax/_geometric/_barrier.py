@@ -1,6 +1,6 @@
 r"""Barriers, paths and rates of noise-driven transitions between two attractors: through one
 index-1 saddle, or through a chain of saddles and intermediate attractors
-(CONVENTIONS.md, "Routes, rates and prefactors")."""
+(docs/conventions.md, "Routes, rates and prefactors")."""
 
 import math
 from typing import Any, Literal
@@ -41,7 +41,7 @@ class Transition(eqx.Module):
     r"""The most likely transition from one attractor to another: through one index-1
     saddle, or through a chain of saddles and intermediate attractors.
 
-    **The picture** (CONVENTIONS.md). As the noise goes to zero the transition from the
+    **The picture** (docs/conventions.md). As the noise goes to zero the transition from the
     attractor `a` to the attractor `b` climbs from `a` to an index-1 saddle `s` along the
     minimiser of the geometric action (the *uphill leg*, action `Ŝ(a → s)`) and relaxes
     from `s` to `b` along the branch of the saddle's unstable manifold that reaches `b` (the
@@ -577,7 +577,7 @@ def barrier(
       k = \underbrace{\frac{λ^+}{2π}\sqrt{\frac{\det ∇^2V(a)}{|\det ∇^2V(s)|}}
           \,e^{\int ∇\cdot\ell\,dt}}_{\texttt{prefactor}}\;e^{-\mathrm{barrier}},$$
 
-    the rate `k` from `nj.escape_rate` at the SDE's own noise level (CONVENTIONS.md).
+    the rate `k` from `nj.escape_rate` at the SDE's own noise level (docs/conventions.md).
 
     **A chain.** When no saddle joins `a` and `b` (Müller–Brown's two deepest minima are
     joined only through the shallow one), the network of attractors in the search box is

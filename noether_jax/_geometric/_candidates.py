@@ -2,7 +2,7 @@ r"""First guesses for the global most likely path of a fixed duration in a multi
 
 Over a long duration `T` the most likely path from `x0` to `x1` relaxes to an attractor,
 waits there, climbs over saddles from attractor to attractor and finally climbs to `x1`; the
-minimal action tends to the least action of a *route* (CONVENTIONS.md) as `T → ∞`. A local
+minimal action tends to the least action of a *route* (docs/conventions.md) as `T → ∞`. A local
 solver started from the straight line finds the local minimum next to it, which in a
 multistable system is often another route (one that crosses a higher barrier, or skips a
 waiting state). The remedy is a handful of first guesses, one per plausible route, solved

@@ -5,7 +5,7 @@ For a curve `φ` from `x0` to `x1` and constant `D`, with `⟨u, v⟩ = uᵀ D�
 $$\hat S[φ] = \tfrac12 \int \big(|φ'|\,|f(φ)| - ⟨φ', f(φ)⟩\big)\,\mathrm{d}s
             = \inf_T \min_{x(0)=x_0,\,x(T)=x_1} S_T[x]$$
 
-(CONVENTIONS.md). Discretisation: on a polyline with nodes `φ_0 .. φ_{n-1}`, each segment
+(docs/conventions.md). Discretisation: on a polyline with nodes `φ_0 .. φ_{n-1}`, each segment
 contributes the midpoint value `½(|Δφ_i| |f(m_i)| − ⟨Δφ_i, f(m_i)⟩)`, `m_i` the segment's
 midpoint. This is exactly the fixed-time midpoint action of the segment minimised over its
 duration, `h_i = |Δφ_i| / |f(m_i)|`, so a physical time is recovered from the same numbers.

@@ -210,7 +210,7 @@ def minimize_geometric_action(
     throw: bool = True,
 ) -> PathSolution:
     r"""The most likely transition path from `x0` to `x1` over unbounded time: the minimiser
-    of the geometric action (CONVENTIONS.md)
+    of the geometric action (docs/conventions.md)
 
     $$\hat S[φ] = \tfrac12 \int_0^1 \big(|φ'|\,|f(φ)| - ⟨φ', f(φ)⟩\big)\,\mathrm{d}s,
       \qquad ⟨u, v⟩ = u^\top D^{-1} v,$$

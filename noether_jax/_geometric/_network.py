@@ -1,6 +1,6 @@
 r"""The network of attractors of an autonomous drift: which index-1 saddles join which
 attractors, the barriers of the transitions, their rates, and the routes between attractors
-through intermediate ones (CONVENTIONS.md, "Routes, rates and prefactors")."""
+through intermediate ones (docs/conventions.md, "Routes, rates and prefactors")."""
 
 import functools
 import heapq
@@ -108,7 +108,7 @@ class TransitionNetwork(eqx.Module):
     `a_i` and hops between them, each hop climbing from `a_i` to an index-1 saddle `s`
     along the most likely (uphill) path and relaxing from `s` to the attractor `a_j` on the
     other side (downhill, along the unstable manifold of `s`, at no cost). The *barrier* of
-    the hop is the geometric action of the uphill leg (CONVENTIONS.md),
+    the hop is the geometric action of the uphill leg (docs/conventions.md),
 
     $$B_{ij} = \min_{s \text{ joins } i, j} \hat S(a_i \to s),$$
 

@@ -1,6 +1,6 @@
 r"""Escape rates with their prefactors: Eyring–Kramers and Bouchet–Reygner.
 
-Conventions (CONVENTIONS.md): `dx = f(x) dt + sqrt(2D) dW` with constant `D`, action
+Conventions (docs/conventions.md): `dx = f(x) dt + sqrt(2D) dW` with constant `D`, action
 `S = ∫ ¼ (ẋ − f)ᵀ D⁻¹ (ẋ − f) dt`. The rate of escape from an attractor `a` over an index-1
 saddle `s` is, as the noise goes to zero,
 
@@ -25,7 +25,7 @@ determinants and `∫∇·ℓ dt` do not change; only the barrier `ΔS` carries 
 
 **The sign of the divergence term.** With `f = −∇V − ℓ` the prefactor carries
 `exp(+∫∇·ℓ dt)`. (Bouchet & Reygner, Ann. Henri Poincaré 17 (2016), write the drift as
-`−∇V + ℓ`, hence their `exp(−∫∇·ℓ dt)`; CONVENTIONS.md combines our `ℓ` with their sign.)
+`−∇V + ℓ`, hence their `exp(−∫∇·ℓ dt)`: their `ℓ` is the opposite of ours.)
 Derivation: the quasi-stationary density in the basin is `C(y) e^{−V/δ}` with the transport
 equation `(∇V − ℓ)·∇C = C ∇·ℓ`, i.e. `d log C/dt = ∇·ℓ` along the uphill instanton, and the
 rate is the Eyring–Kramers rate times `C(s)/C(a)`. Direct simulation confirms it
@@ -120,7 +120,7 @@ class Rate(eqx.Module):
     $$k = \underbrace{\frac{λ^+}{2π}\sqrt{\frac{\det ∇^2V(a)}{|\det ∇^2V(s)|}}\,
           e^{\int ∇\cdot\ell\,dt}}_{\texttt{prefactor}}\; e^{-\texttt{barrier}}$$
 
-    (CONVENTIONS.md units: `dx = f dt + sqrt(2D) dW`, `V` the quasipotential in the whitened
+    (docs/conventions.md units: `dx = f dt + sqrt(2D) dW`, `V` the quasipotential in the whitened
     coordinates `y = D^{-1/2} x`, `f = −∇V − ℓ` there with `∇V·ℓ = 0`).
 
     **Attributes:**
@@ -620,7 +620,7 @@ def escape_rate(
     substeps: int = 4,
 ) -> Rate:
     r"""The rate of noise-driven escape from an attractor over an index-1 saddle, with its
-    prefactor (small-noise asymptotics; CONVENTIONS.md, "Routes, rates and prefactors").
+    prefactor (small-noise asymptotics; docs/conventions.md, "Routes, rates and prefactors").
 
     $$k = \frac{λ^+}{2π}\sqrt{\frac{\det ∇^2 V(a)}{|\det ∇^2 V(s)|}}\,
           \exp\Big(\int_{-\infty}^{\infty} ∇\cdot\ell(φ(t))\,dt\Big)\,e^{-ΔS}$$

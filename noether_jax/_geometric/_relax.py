@@ -2,7 +2,7 @@ r"""Relaxation: the deterministic flow `ẋ = f(t, x)` until it settles, and the
 of the unstable manifold of an index-1 saddle.
 
 These are the zero-noise paths: on them `p = 0`, the action vanishes and every Noether charge
-is zero (CONVENTIONS.md). In a transition between attractors they are the *downhill* legs,
+is zero (docs/conventions.md). In a transition between attractors they are the *downhill* legs,
 from a saddle to an attractor; the uphill legs come from the geometric action.
 """
 

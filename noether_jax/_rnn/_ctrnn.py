@@ -14,7 +14,7 @@ class CTRNN(eqx.Module):
 
     $$f(x; θ) = -x + W\,φ(x) + b, \qquad θ = (W, b).$$
 
-    With noise, `dx = f(x; θ) dt + sqrt(2D) dW` (CONVENTIONS.md), its memories are attractors
+    With noise, `dx = f(x; θ) dt + sqrt(2D) dW` (docs/conventions.md), its memories are attractors
     of `f`, and the minimal action between them (`nj.minimize_action`, `nj.barrier`) says how
     robust they are: the mean time to forget is `∝ exp(barrier)`.
 

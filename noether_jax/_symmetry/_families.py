@@ -4,7 +4,7 @@ A family is a linear space of vector fields spanned by `k` basis fields `ξ_1, .
 
 $$ξ_c(x) = \sum_{j=1}^k c_j\, ξ_j(x), \qquad c ∈ \mathbb{R}^k,$$
 
-so that both symmetry conditions of CONVENTIONS.md are *linear* in the coefficients `c`.
+so that both symmetry conditions of docs/conventions.md are *linear* in the coefficients `c`.
 `nj.find_symmetries` finds the subspace of coefficients whose field is a symmetry.
 """
 

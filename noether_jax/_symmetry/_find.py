@@ -1,7 +1,7 @@
 r"""Detecting symmetries: null spaces of the linearised symmetry conditions.
 
 A generator `ξ` makes the charge `Q_ξ = p·ξ` conserved along every most likely path when, for
-every `t` (CONVENTIONS.md),
+every `t` (docs/conventions.md),
 
 1. `[ξ, f] = (∂ξ/∂x) f − (∂f/∂x) ξ = 0`, and
 2. `(∂ξ/∂x) D + D (∂ξ/∂x)ᵀ − (ξ·∇) D = 0` (ξ preserves the noise metric).
@@ -765,7 +765,7 @@ def find_symmetries(
 ) -> Symmetries:
     r"""The generators in `family` whose Noether charge `p·ξ` is conserved by `sde`.
 
-    A generator `ξ_c = Σ_j c_j ξ_j` is returned when both conditions of CONVENTIONS.md hold
+    A generator `ξ_c = Σ_j c_j ξ_j` is returned when both conditions of docs/conventions.md hold
     at every point and time sampled:
 
     1. `[ξ, f] = (∂ξ/∂x) f − (∂f/∂x) ξ = 0` (the flow of `ξ` maps solutions of the drift to

@@ -65,7 +65,9 @@ some problems did not converge (their results are still written).""",
     parser.add_argument("--geometric", action="store_true",
                         help="unbounded time: minimise the geometric action")
     parser.add_argument("--n-nodes", type=int, default=101, metavar="N",
-                        help="nodes per path including both ends (default %(default)s)")
+                        help="nodes per path including both ends, one fixed uniform grid "
+                        "(default %(default)s; unlike the Python API's default, no refinement "
+                        "and no error estimate: check that N resolves the drift)")
     parser.add_argument("--args", metavar="JSON",
                         help="the drift's args as JSON, e.g. 10 or '{\"beta\": 10}'")
     parser.add_argument("--max-steps", type=int, metavar="K",

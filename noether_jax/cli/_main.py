@@ -247,10 +247,10 @@ def _reproduce(ns: argparse.Namespace) -> int:
         )
 
 
-def _add_out_quick(parser: argparse.ArgumentParser) -> None:
+def _add_out_quick(parser: argparse.ArgumentParser, default_out: str) -> None:
     parser.add_argument(
         "--out",
-        default="noether_jax_out",
+        default=default_out,
         metavar="DIR",
         help="output folder for the figures, report.md and report.json "
         "(default: %(default)s; created if missing)",
@@ -271,7 +271,7 @@ def _add_demo(subparsers) -> argparse.ArgumentParser:
         "and DIR/report.json (all numbers, checks and timings). Progress goes to stderr. "
         "Exits with 1 if any physics check fails (after writing the reports).",
     )
-    _add_out_quick(parser)
+    _add_out_quick(parser, "noether_jax_out/demo")
     parser.set_defaults(handler=_demo)
     return parser
 
@@ -286,7 +286,7 @@ def _add_reproduce(subparsers) -> argparse.ArgumentParser:
         + ".",
     )
     parser.add_argument("case", metavar="CASE", help="the case's name, e.g. drift-diffusion")
-    _add_out_quick(parser)
+    _add_out_quick(parser, "noether_jax_out/reproduce")
     parser.set_defaults(handler=_reproduce)
     return parser
 
@@ -673,9 +673,12 @@ NAME is an nj.SDE in the file, or a function of no arguments returning one. The
 drift is called as drift(t, x, args), with args from --args (JSON; lists of
 numbers become arrays).""",
         epilog="""\
-example (my_ou.py):
-    import jax.numpy as jnp, noether_jax as nj
+example: the model file my_ou.py, an OU process whose stiffness k is the drift's args,
+
+    import noether_jax as nj
     sde = nj.SDE(lambda t, x, k: -k * x, 0.5)
+
+and the command (--args is required when the drift uses its args):
 
   noether-jax path my_ou.py:sde --x0 0,0 --x1 1,-1 --t1 2 --args 1.5""",
     )
@@ -693,7 +696,7 @@ example (my_ou.py):
                         help="the drift's args as JSON, e.g. 10 or '{\"beta\": 10}'")
     parser.add_argument("--geometric", action="store_true",
                         help="unbounded time: minimise the geometric action (no --t0/--t1)")
-    parser.add_argument("--out", default="noether_jax_out", metavar="DIR",
+    parser.add_argument("--out", default="noether_jax_out/path", metavar="DIR",
                         help="output folder (default: %(default)s)")
     parser.add_argument("--float32", action="store_true",
                         help="single precision (default: float64)")

@@ -60,7 +60,7 @@ numbers become arrays).""",
     parser.add_argument("--n-nodes", type=int, default=None, metavar="N",
                         help="nodes of each uphill leg on a fixed grid (default: refinement "
                         "101 -> 201 -> 401 nodes with an error estimate per barrier)")
-    parser.add_argument("--out", default="noether_jax_out", metavar="DIR",
+    parser.add_argument("--out", default="noether_jax_out/network", metavar="DIR",
                         help="output folder (default: %(default)s)")
     parser.add_argument("--float32", action="store_true",
                         help="single precision (default: float64)")

@@ -54,13 +54,16 @@ def out_dir(out: str | pathlib.Path | None) -> pathlib.Path:
     return path
 
 
-def script_main(run: Callable[..., CaseReport], description: str, argv=None) -> int:
-    """The body of an `examples/caseN_*.py` script: `--out`, `--quick`, run the case, print
-    its Markdown section and checks; exit status 1 if a check fails."""
+def script_main(run: Callable[..., CaseReport], description: str, argv=None, *,
+                default_out: str = "noether_jax_out/examples") -> int:
+    """The body of an `examples/caseN_*.py` script: `--out` (default `default_out`, one
+    folder per script so that no script overwrites another's outputs), `--quick`, run the
+    case, print its Markdown section and checks; exit status 1 if a check fails."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", default="noether_jax_out", help="output folder")
+    parser.add_argument("--out", default=default_out,
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="the reduced size of the tests")
     opts = parser.parse_args(argv)
     report = run(opts.out, quick=opts.quick)

@@ -6,7 +6,7 @@ ring of radius `R = 5` and blurred by `σ0 = 0.55`:
 $$\mathrm{d}x = \sqrt{\mathrm{d}σ^2/\mathrm{d}t}\;\mathrm{d}W = \sqrt{2t}\,\mathrm{d}W,
 \qquad D(t) = t$$
 
-(CONVENTIONS.md: `dx = sqrt(2D) dW`).
+(docs/conventions.md: `dx = sqrt(2D) dW`).
 
 Its marginal is the ring convolved with an isotropic Gaussian of variance `s² = σ0² + t²`
 (`d s²/dt = 2t = 2D`). With `r = |x|` and `z = R r / s²`,
@@ -859,7 +859,7 @@ def _figure(folder, ts, xs_full, xs_paper, pf, an, labels, image_axis, args, ref
     ax.legend(fontsize=7)
 
     fig.tight_layout()
-    name = "diffusion_ring.png"
+    name = "case4_diffusion_ring.png"
     fig.savefig(folder / name, dpi=100)
     plt.close(fig)
     return name

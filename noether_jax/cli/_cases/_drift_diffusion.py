@@ -54,7 +54,7 @@ def _translation(x):
 
 
 def closed_forms(v=V, sigma=SIGMA, x0=X0, x1=X1, T=T) -> dict[str, float]:
-    """Straight line, constant momentum, action and quasi-energy (CONVENTIONS.md, constant
+    """Straight line, constant momentum, action and quasi-energy (docs/conventions.md, constant
     drift), for `dx = v dt + σ dW`, i.e. `D = σ²/2`."""
     D = 0.5 * sigma**2
     p = ((x1 - x0) / T - v) / sigma**2  # = ½ D⁻¹ (ẋ − v)
