@@ -264,6 +264,23 @@ def test_resume_refuses_a_different_problem(tmp_path):
     with pytest.raises(ValueError, match=r"identity\.t1: null on disk, 5 now"):
         nj.solve_batch(make_solve(), batch, chunk_size=CHUNK, out_dir=tmp_path,
                        progress=False, identity={"t1": 5})
+    # Two runs started into the same empty folder at once: the second finds no manifest
+    # (read before the first wrote it), but creating it fails and the one there is checked.
+    before = (tmp_path / "manifest.json").read_bytes()
+    real, calls = batch_runner._store.read_manifest, []
+
+    def late(root):
+        calls.append(root)
+        return None if len(calls) == 1 else real(root)
+
+    batch_runner._store.read_manifest = late
+    try:
+        with pytest.raises(ValueError, match=r"different batch .*problem\.jaxpr_sha256"):
+            nj.solve_batch(make_solve(t1=T + 1.0), batch, chunk_size=CHUNK, out_dir=tmp_path,
+                           progress=False)
+    finally:
+        batch_runner._store.read_manifest = real
+    assert len(calls) == 2 and (tmp_path / "manifest.json").read_bytes() == before
     # A restart (resume=False) accepts the new problem and records it.
     start(make_solve(t1=T + 1.0), resume=False)
     assert json.loads((tmp_path / "manifest.json").read_text())["problem"] != fingerprint

@@ -434,13 +434,17 @@ def solve_batch(
             _store.clear(root)
         elif num_processes == 1:  # (with several, another process may be writing now)
             _store.remove_temporaries(root)
-        if old is None:
-            # Every process writes the same content, atomically: no ordering needed.
-            _store.write_manifest(root, manifest)
+        if not resume:
+            if process == 0:  # (the others wait at the barrier below)
+                _store.write_manifest(root, manifest, replace=True)
+        elif old is None:
+            # Every process writes the same content: created once, then checked by the
+            # others (and by any other run that started into this folder at the same time).
+            _store.write_manifest(root, manifest, replace=False)
         if num_processes > 1 and not resume:
-            # Process 0 clears the folder before anyone writes a chunk. (A resumed run
-            # needs no barrier: every process writes the same manifest, atomically, and
-            # a process restarted alone joins in without the others.)
+            # Process 0 clears the folder and writes the manifest before anyone writes a
+            # chunk. (A resumed run needs no barrier: every process creates or checks the
+            # same manifest, and a process restarted alone joins in without the others.)
             _barrier("noether_jax.solve_batch:setup")
     elif num_processes > 1:
         raise ValueError(

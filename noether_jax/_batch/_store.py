@@ -3,6 +3,7 @@
 resumed run cannot mix results; and per-process checksum files (`sha256sum` format) so
 that a damaged chunk is detected and solved again."""
 
+import errno
 import hashlib
 import io
 import json
@@ -250,9 +251,39 @@ def read_manifest(root: pathlib.Path) -> dict[str, Any] | None:
         ) from None
 
 
-def write_manifest(root: pathlib.Path, manifest: dict[str, Any]) -> None:
-    text = json.dumps(manifest, indent=2) + "\n"
-    _atomic_write(root / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+def write_manifest(root: pathlib.Path, manifest: dict[str, Any], *, replace: bool) -> None:
+    """Record `manifest` in `root`. With `replace=False` only if none is there yet: two runs
+    started into the same empty folder at once (another problem, or the same process index
+    twice) would otherwise both find no manifest and write their chunks side by side. The
+    file is created by a hard link of a complete temporary file (atomic, and failing if the
+    name exists); if one is there, it must describe this batch (`check_manifest`)."""
+    text = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    path = root / MANIFEST
+    if replace:
+        _atomic_write(path, lambda f: f.write(text))
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".tmp", dir=root)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            other = read_manifest(root)
+            if other is not None:
+                check_manifest(root, other, manifest)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            # No hard links on this file system: the atomic rename instead.
+            _atomic_write(path, lambda f: f.write(text))
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def check_manifest(
