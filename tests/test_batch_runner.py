@@ -4,6 +4,7 @@ to identical results without recomputing, stragglers are polished, bad inputs re
 Cost: four compilations of the batched solver (the reference vmap, the capped chunk, the
 polish batch, and the sharded chunk in a subprocess); every other call reuses them."""
 
+import errno
 import json
 import os
 import pathlib
@@ -168,6 +169,38 @@ def test_interrupted_run_resumes_identically_without_recomputing(runs, tmp_path)
             solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP,
             progress=False,
         )
+
+
+def test_disk_full_loses_nothing_and_resumes(runs, tmp_path, monkeypatch):
+    # The disk fills up while chunk 1 is being written: the error reaches the caller, chunk
+    # 0 stays whole with its checksum, nothing half-written is left, and a rerun (space
+    # freed) solves only the rest and equals an uninterrupted run.
+    batch, store = runs["batch"], batch_runner._store
+    real = store._atomic_write
+
+    def full(path, write):
+        if path.name != "chunk_000001.npz":
+            return real(path, write)
+
+        def partial(f):
+            f.write(b"PK\x03\x04 first bytes")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        return real(path, partial)
+
+    monkeypatch.setattr(store, "_atomic_write", full)
+    with pytest.raises(OSError, match="No space left"):
+        nj.solve_batch(solve, batch, chunk_size=CHUNK, out_dir=tmp_path, straggler_steps=CAP,
+                       progress=False)
+    assert [p.name for p in tmp_path.glob("chunk_*.npz")] == ["chunk_000000.npz"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert "chunk_000000.npz" in (tmp_path / "checksums-p0.sha256").read_text()
+    monkeypatch.setattr(store, "_atomic_write", real)
+    rec = Recorder()
+    sols = nj.solve_batch(solve, batch, chunk_size=CHUNK, out_dir=tmp_path,
+                          straggler_steps=CAP, progress=rec)
+    assert rec.calls == [(1, 3), (2, 3), (3, 3)]
+    assert_trees_equal(sols, runs["sols"])
 
 
 def test_runs_without_implicit_transfers(runs):
