@@ -15,7 +15,7 @@ drift is equivariant under rotations of the `(x_0, x_1)` plane (`f_y` is built f
 `W` leaves no other rotation. `ε ≠ 0` breaks it with a singular value `∝ ε`.
 
 Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`, `lin:D`,
-`eps:D`, `charge:D` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
+`eps:D`, `charge:D[:N]`, `known:D[:N]` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
 """
 
 import json
@@ -85,11 +85,37 @@ elif kind == "charge":
     x1 = jnp.zeros(d).at[1].set(1.0).at[2].set(0.3)
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 41
     sol = nj.minimize_action(sde, x0, x1, 0.0, 2.0, n_nodes=n, args=0.0)
-    broken = nj.Generator(nj.Rotations(d), jnp.eye(nj.Rotations(d).size)[1])  # R0,2
+    broken = nj.Generator(nj.Rotations(d), jnp.zeros(nj.Rotations(d).size).at[1].set(1.0))  # R0,2
     rep = nj.charge_report(sde, sol, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
     out.update(path_converged=bool(sol.converged), nodes=n,
                variation_symmetry=float(rep.relative_variations[0]),
                variation_broken=float(rep.relative_variations[1]))
+elif kind == "known":
+    # The symmetry known in closed form (no search): its charge along a fixed-time and a
+    # geometric most likely path, both with the default solver for this d, and a broken
+    # rotation for contrast.
+    sde = make(d)
+    fam = nj.Rotations(d)
+    sym = nj.Generator(fam, jnp.zeros(fam.size).at[0].set(1.0))  # R0,1
+    broken = nj.Generator(fam, jnp.zeros(fam.size).at[1].set(1.0))  # R0,2
+    x0 = jnp.zeros(d).at[0].set(1.0)
+    x1 = jnp.zeros(d).at[1].set(1.0).at[2].set(0.3)
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 41
+    names = ["R0,1 (symmetry)", "R0,2 (broken)"]
+    tic = time.time()
+    sol = nj.minimize_action(sde, x0, x1, 0.0, 2.0, n_nodes=n, args=0.0)
+    rep = nj.charge_report(sde, sol, [sym, broken], args=0.0, names=names)
+    out.update(nodes=n, fixed_converged=bool(sol.converged),
+               fixed_steps=int(sol.stats["num_steps"]), fixed_s=time.time() - tic,
+               fixed_variation_symmetry=float(rep.relative_variations[0]),
+               fixed_variation_broken=float(rep.relative_variations[1]))
+    tic = time.time()
+    geo = nj.minimize_geometric_action(sde, x0, x1, args=0.0, n_nodes=n)
+    rep = nj.charge_report(sde, geo, [sym, broken], args=0.0, names=names)
+    out.update(geometric_converged=bool(geo.converged),
+               geometric_steps=int(geo.stats["num_steps"]), geometric_s=time.time() - tic,
+               geometric_variation_symmetry=float(rep.relative_variations[0]),
+               geometric_variation_broken=float(rep.relative_variations[1]))
 out["wall_s"] = time.time() - t0
 out["cpu_s"] = time.process_time() - c0
 out["peak_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6

@@ -25,10 +25,9 @@ from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution, raise_if_failed
-from ._solver import BlockNewton, NewtonCG, minimal_value, solve_problem
+from ._solver import default_solver, minimal_value, solve_problem
 from ._solver import stop_gradient_arrays as _stop
 
-NEWTON_MAX_DIM = 8
 
 
 def _concrete_true(x) -> bool:
@@ -337,7 +336,7 @@ def minimize_action(
     if not isinstance(action, AbstractAction):
         raise ValueError(f"`action` must be an `nj.AbstractAction`, got {action!r}.")
     if solver is None:
-        solver = (BlockNewton if d <= NEWTON_MAX_DIM else NewtonCG)(rtol=rtol, atol=atol)
+        solver = default_solver(d, rtol, atol)
     elif rtol is not None or atol is not None:
         raise ValueError("Pass `rtol`/`atol` to the solver you give, not to `minimize_action`.")
     if not isinstance(solver, optx.AbstractMinimiser):

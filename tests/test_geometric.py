@@ -307,3 +307,26 @@ def test_saddle_of_the_action_is_never_reported_converged():
     assert bool((stuck.result == nj.RESULTS.stagnated)
                 | (stuck.result == nj.RESULTS.max_steps_reached))
     assert float(stuck.action) > float(sol.action)
+
+
+def test_default_solver_above_block_size_eight_is_newton_cg():
+    """Above `d = 9` (normal blocks of `d − 1 > 8`) the default geometric solver is
+    `nj.NewtonCG`, as for fixed-time paths. Linear `f = −(I + γJ)Ax` (J antisymmetric, so
+    `∇V·J∇V = 0`) at d = 10: the quasipotential is `V/D = ½xᵀAx/D`, and the default agrees
+    with `nj.BlockNewton` on the same grid to the solvers' tolerance."""
+    from noether_jax._solver import BlockNewton, NewtonCG, default_solver
+
+    assert type(default_solver(8, None, None)) is BlockNewton
+    assert type(default_solver(9, None, None)) is NewtonCG
+    d, D = 10, 0.5
+    A = jnp.diag(jnp.linspace(1.0, 3.0, d))
+    J = jnp.diag(jnp.ones(d - 1), 1) - jnp.diag(jnp.ones(d - 1), -1)
+    sde = nj.SDE(lambda t, x, g: -(jnp.eye(d) + g * J) @ (A @ x), D)
+    x1 = jnp.linspace(0.5, -0.4, d)
+    sol = nj.minimize_geometric_action(sde, jnp.zeros(d), x1, args=2.0, n_nodes=81)
+    ref = nj.minimize_geometric_action(sde, jnp.zeros(d), x1, args=2.0, n_nodes=81,
+                                       solver=nj.BlockNewton())
+    assert bool(sol.converged) and bool(ref.converged)
+    assert float(sol.action) == pytest.approx(float(ref.action), rel=1e-8)
+    exact = 0.5 * float(x1 @ A @ x1) / D
+    assert float(sol.action) == pytest.approx(exact, rel=5e-6)  # discretisation: 5.9e-7

@@ -16,7 +16,8 @@ the monitor mass `ρ dσ` (`dσ` the arclength in the noise metric, `ρ` large w
 slow; see `node_masses`). The solver alternates (i) damped Newton on the *normal*
 displacements of the interior nodes, with the tangential positions frozen (a smooth,
 well-posed problem with a block-tridiagonal Hessian, solved by any path solver,
-`nj.BlockNewton` by default, including its escape from saddle points of the action), and
+`nj.BlockNewton` by default for `d ≤ 9`, including its escape from saddle points of the
+action, `nj.NewtonCG` above), and
 (ii) redistribution of the nodes along the curve by the monitor, by linear interpolation.
 A fixed point of this map is an equidistributed polyline on which the normal components of
 `∇Ŝ_h` vanish; the action there converges at second order in the node spacing (the monitor
@@ -37,7 +38,7 @@ from .._results import RESULTS
 from .._sde import SDE, metric_whiten
 from .._solver import (
     HESSIAN_TAGS,
-    BlockNewton,
+    default_solver,
     default_tol,
     hessian_solver,
     minimal_value,
@@ -402,7 +403,7 @@ def solve_geometric(
     n, d = c0.shape
     dtype = c0.dtype
     if solver is None:
-        solver = BlockNewton(rtol=rtol)
+        solver = default_solver(d - 1, rtol, None)
 
     if d == 1:
         # A 1-D curve between two points is the segment itself: nothing to optimise.

@@ -21,7 +21,7 @@ from .._sde import (
     float_args_as_arrays,
 )
 from .._solution import PathSolution, finish_solution
-from .._solver import BlockNewton
+from .._solver import default_solver
 from .._solver import stop_gradient_arrays as _stop
 from ._gmam import (
     bisect_curve,
@@ -248,8 +248,9 @@ def minimize_geometric_action(
       `2^{levels−1}`-th node. Without `n_nodes` or `grid_controller` it sets a fixed grid
       of its length.
     - `solver`: the solver of each round's normal displacements: `nj.BlockNewton()`
-      (default), `nj.NewtonCG()`, `nj.LBFGS()` or any `optx.AbstractMinimiser`, exactly as
-      for `nj.minimize_action`. `nj.BlockNewton(escape=...)` sets the relative length of
+      (default for `d ≤ 9`: blocks of the `d − 1` normal displacements up to 8), `nj.NewtonCG()`
+      (default above), `nj.LBFGS()` or any `optx.AbstractMinimiser`, as for
+      `nj.minimize_action`. `nj.BlockNewton(escape=...)` sets the relative length of
       steps along negative curvature, which lets a straight initial curve on a symmetry
       axis leave it when the most likely path does (Maier–Stein with `β > 4`).
     - `rtol`, `atol`: tolerances of the default solver (as for `nj.minimize_action`); the
@@ -342,7 +343,7 @@ def minimize_geometric_action(
     if max_steps < 1 or max_inner_steps < 1:
         raise ValueError("`max_steps` and `max_inner_steps` must be positive.")
     if solver is None:
-        solver = BlockNewton(rtol=rtol, atol=atol)
+        solver = default_solver(x0.shape[-1] - 1, rtol, atol)  # blocks: normal displacements
     elif rtol is not None or atol is not None:
         raise ValueError(
             "Pass `rtol`/`atol` to the solver you give, not to `minimize_geometric_action`."

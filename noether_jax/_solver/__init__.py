@@ -6,6 +6,7 @@ from ._drive import (
     solve_problem as solve_problem,
     stop_gradient_arrays as stop_gradient_arrays,
 )
+from ._default import NEWTON_MAX_DIM as NEWTON_MAX_DIM, default_solver as default_solver
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
 from ._newton_cg import NewtonCG as NewtonCG
