@@ -4,12 +4,23 @@ Run from the repository root:
 
     python benchmarks/bench_suite.py --quick            # ~3 minutes on 2 busy cores
     python benchmarks/bench_suite.py                    # the full suite (~13 minutes)
-    python benchmarks/bench_suite.py --gpu              # sizes for one GPU (100 000 paths)
+    python benchmarks/bench_suite.py --gpu              # one GPU, 10⁵ paths, < 5 minutes
     python benchmarks/bench_suite.py --gpu --scale 0.01 # the same, batches ÷ 100 (CPU check)
     python benchmarks/bench_suite.py --only maier-stein,scaling-B
     python benchmarks/bench_suite.py --write            # also update benchmarks/RESULTS.md
 
 Sections (`--only`): `maier-stein`, `rate-network`, `rnn`, `scaling-N`, `scaling-B`.
+
+**`--gpu`** is a focused measurement, not the CPU suite at GPU sizes (sections
+`maier-stein`, `maier-stein-saddle`, `float32`, `rnn`, `roofline`): the library's batched
+default (`jit(vmap(nj.minimize_action))` and `nj.solve_batch(straggler_steps=...)`) on
+10⁵ Maier–Stein endpoints at 128 nodes for both endpoint sets of `cost_model.py` (near the
+other attractor, and `U[−0.3, 0.3]²` around the saddle); the same solve in float32; the RNN
+d = 1024 per path with the default solver; and `cost_model.roofline`'s prediction beside
+each measured solve. The accuracy references (same-grid tight and 16× finer grid) and the
+SciPy L-BFGS-B per-path ratio are computed on the first 64 and 32 endpoints only (the
+same endpoints as the CPU tables' first ones); GD, optax and the scaling sections are left
+to the CPU presets. Each section's wall time and the total are printed at the end.
 
 Problems (`_problems.py`): Maier–Stein (d = 2, β = 10, D = 1, T = 10, 101 nodes; a batch of
 endpoints around the second attractor), the seed paper's 2-unit rate network (steep
@@ -89,6 +100,7 @@ import scipy  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+import cost_model  # noqa: E402
 import noether_jax as nj  # noqa: E402
 from _baselines import (  # noqa: E402
     SCIPY_LADDER,
@@ -141,6 +153,13 @@ class Config:
     phases: bool = True  # the Maier–Stein batch cut at its mean step count
     extra_lbfgs: bool = True  # the RNN with d = 64 also with nj.BlockNewton and nj.LBFGS
     repeats: int = 3
+    # The GPU preset (`focused`): the library at full batch size, references and SciPy on
+    # the first `ms_ref` / `ms_sub` paths only, no GD, optax or scaling sections.
+    focused: bool = False
+    ms_sets: tuple = ("attractor",)  # Maier–Stein endpoint sets (`ms_problem`)
+    ms_straggler_saddle: int = 64  # the saddle set's paths take ~46 steps (max ~130)
+    scipy_sets: tuple = ("attractor",)  # sets with the SciPy per-path ratio (focused)
+    roof_fit_N: tuple = (5, 9, 17)  # node counts of the unrolled cost counts (roofline)
 
 
 PRESETS = {
@@ -152,10 +171,18 @@ PRESETS = {
     "full": Config("full", ms_B=1024, ms_N=101, ms_sub=32, ms_ref=64, net_N=401,
                    rnn_d=(64, 256, 1024), rnn_N=51, scal_N=(51, 101, 201, 401, 801),
                    scal_N_B=64, scal_B=(1, 16, 64, 256, 1024)),
-    "gpu": Config("gpu", ms_B=100_000, ms_N=128, ms_sub=32, ms_ref=256, net_N=401,
-                  rnn_d=(64, 256, 1024), rnn_N=51, scal_N=(64, 128, 256, 512),
-                  scal_N_B=4096, scal_B=(1024, 8192, 100_000)),
+    # One GPU in under 5 minutes: the library's batched default on 10⁵ Maier–Stein paths per
+    # endpoint set (float64 and float32), the RNN d = 1024, the cost model's roofline; the
+    # accuracy references and the SciPy ratio on a subsample (`ms_ref`, `ms_sub` paths).
+    "gpu": Config("gpu", ms_B=100_000, ms_N=128, ms_sub=32, ms_ref=64, net_N=401,
+                  rnn_d=(1024,), rnn_N=51, scal_N=(), scal_N_B=0, scal_B=(),
+                  bisect=False, phases=False, extra_lbfgs=False, repeats=1, focused=True,
+                  ms_sets=("attractor", "saddle"),
+                  # at 128 nodes the attractor set takes 21 steps on average, 34 at most:
+                  # a cap of 24 sent a third of the paths to the second pass
+                  ms_straggler_steps=32),
 }
+GPU_SECTIONS = ("maier-stein", "maier-stein-saddle", "float32", "rnn", "roofline")
 
 
 def log(msg: str) -> None:
@@ -230,23 +257,31 @@ class Refs:
 
     def errors(self, S):
         """(max |S − S_fine| and median S over the first `n_acc` paths, the same paths for
-        every method; max |S − S_tight| over all the paths the method solved)."""
+        every method; max |S − S_tight| over all the paths the method solved that have a
+        same-grid reference: every path in the CPU presets, the first `len(S_tight)` in the
+        GPU preset)."""
         S = np.asarray(S)
         m = min(len(S), self.n_acc)
+        k = min(len(S), len(self.S_tight))
         return (float(np.max(np.abs(S[:m] - self.S_fine[:m]))), float(np.median(S[:m])),
-                float(np.max(np.abs(S - self.S_tight[: len(S)]))))
+                float(np.max(np.abs(S[:k] - self.S_tight[:k]))))
 
 
-def references(p: Problem, X1: np.ndarray, n_ref: int, n_acc: int):
+def references(p: Problem, X1: np.ndarray, n_ref: int, n_acc: int, solver=None):
     """`S_tight` on the whole batch, `S_fine` on the first `n_ref` paths, and the accuracy
-    threshold (1 % of the median discretisation error)."""
+    threshold (1 % of the median discretisation error). `solver`: the tight solver
+    (default `tight_solver(p)`)."""
     X1j = jnp.asarray(X1)
-    ms = 256 if p.d <= 64 else 20_000
-    tight = Timed(library_fn(p, solver=tight_solver(p), max_steps=ms), X1j)
+    if solver is None:
+        solver = tight_solver(p)
+        ms = 256 if p.d <= 64 else 20_000
+    else:
+        ms = 20_000 if isinstance(solver, nj.LBFGS) else 256
+    tight = Timed(library_fn(p, solver=solver, max_steps=ms), X1j)
     ref = tight(X1j)
     m = min(len(X1), n_ref)
     init = jnp.asarray(interpolate(np.asarray(ref.xs[:m]), p.n_fine))
-    fine = Timed(library_fn(p, n_nodes=p.n_fine, solver=tight_solver(p), max_steps=ms,
+    fine = Timed(library_fn(p, n_nodes=p.n_fine, solver=solver, max_steps=ms,
                             with_init=True), X1j[:m], init)
     ref_fine = fine(X1j[:m], init)
     S_tight, S_fine = np.asarray(ref.action), np.asarray(ref_fine.action)
@@ -615,6 +650,176 @@ def section_scaling_B(cfg: Config, out: dict):
             slope=slope([b for b, _ in big], [t for _, t in big])))
 
 
+# --------------------------------------------------------------------------- GPU preset
+#
+# The GPU preset measures what only a GPU can tell: the library's batched default at 10⁵
+# paths. The references and the SciPy loop run on a subsample (the first `ms_ref` and
+# `ms_sub` paths, the same endpoints as the CPU tables' first paths), so their cost does not
+# grow with the batch; the GD, optax and scaling sections stay in the CPU presets.
+
+
+def ms_problem(kind: str, n_nodes: int) -> Problem:
+    """Maier–Stein with the cost model's endpoint sets: "attractor" (the suite's endpoints,
+    `(1 + 0.3u, 0.5v)`) or "saddle" (`U[−0.3, 0.3]²`, around the saddle and the
+    separatrix)."""
+    p = maier_stein(n_nodes=n_nodes)
+    if kind == "attractor":
+        return p
+    return dataclasses.replace(p, name="maier-stein-saddle",
+                               title=p.title + ", endpoints U[−0.3, 0.3]²",
+                               endpoints=lambda n: cost_model.endpoints("saddle", n))
+
+
+def polish_size_for(B: int) -> int:
+    """The straggler pass's batch at batch size `B`: 32 (the CPU tables') up to B = 640,
+    then B / 20, so that the 5–20 % of stragglers of 10⁵ paths take a few rounds of the
+    second pass, not hundreds."""
+    return max(32, B // 20)
+
+
+def section_ms_gpu(cfg: Config, out: dict, kind: str):
+    p = ms_problem(kind, cfg.ms_N)
+    B = cfg.ms_B
+    n_ref = min(cfg.ms_ref, B)
+    log(f"{p.title}: B={B}, N={p.n_nodes}; references on the first {n_ref} paths")
+    X1 = p.endpoints(B)
+    # |ΔS| fine on the first `ms_sub` paths for every method (SciPy's subset, as in the CPU
+    # presets); the threshold from all `n_ref`.
+    refs, info = references(p, X1[:n_ref], n_ref, n_acc=min(cfg.ms_sub, n_ref))
+    log(f"  references: disc median {info['disc_median']:.2e}, threshold {info['threshold']:.1e}")
+    lib = run_library(p, X1, refs, cfg.repeats)
+    lib["note"] += (f"; \\|ΔS\\| fine on the first {info['n_acc']}, \\|ΔS\\| opt on the "
+                    f"first {n_ref} paths")
+    log(f"  library: {lib['ms_path']:.4g} ms/path, conv {lib['conv']:.4f}, steps {lib['steps']}")
+    K = cfg.ms_straggler_steps if kind == "attractor" else cfg.ms_straggler_saddle
+    sb = run_solve_batch(p, X1, refs, cfg.repeats, K, polish_size=polish_size_for(B))
+    log(f"  solve_batch: {sb['ms_path']:.4g} ms/path, conv {sb['conv']:.4f}, steps {sb['steps']}")
+    rows = [lib, sb]
+    if kind in cfg.scipy_sets:
+        for r in run_scipy(p, X1[:n_ref], min(cfg.ms_sub, n_ref), refs):
+            r["note"] = r["note"].replace(f"of {n_ref} paths", f"of {B} paths")
+            rows.append(r)
+    for r in rows:
+        r["ratio"] = r["ms_path"] / lib["ms_path"]
+        r["ratio_cpu"] = r["cpu_ms_path"] / lib["cpu_ms_path"]
+    out["rows"] += rows
+    out["refs"][p.name] = info
+    k = np.asarray(measure_library(p, B, cfg.repeats)["sol"].stats["num_steps"])
+    out.setdefault("measured", {})[(kind, "float64")] = dict(
+        B=B, vmap_s=1e-3 * lib["ms_path"] * B, solve_batch_s=1e-3 * sb["ms_path"] * B,
+        steps_mean=float(k.mean()), steps_max=int(k.max()))
+
+
+def section_float32(cfg: Config, out: dict):
+    """The same default solve with `jax_enable_x64` off (`cost_model.full_solve`), against
+    the float64 solve of the same endpoints."""
+    for kind in cfg.ms_sets:
+        p = ms_problem(kind, cfg.ms_N)
+        B = cfg.ms_B
+        m64 = measure_library(p, B, cfg.repeats)
+        jax.config.update("jax_enable_x64", False)
+        try:
+            r = cost_model.full_solve(p.endpoints(B), jnp.float32, n_nodes=p.n_nodes)
+        finally:
+            jax.config.update("jax_enable_x64", True)
+        a64, c64 = np.asarray(m64["sol"].action), np.asarray(m64["sol"].converged)
+        ok = r["converged"] & c64
+        rel = np.abs(r["action"] - a64) / np.abs(a64)
+        med, mx = (float(np.median(rel[ok])), float(np.max(rel[ok]))) if ok.any() else (None,) * 2
+        ms64 = 1e3 * m64["wall"] / B
+        ms32 = 1e3 * r["seconds"] / B
+        mem = r["bytes_per_path"]
+        out["rows"].append(row(
+            p, "library, float32", B=B, compile_s=r["compile_s"], ms_path=ms32,
+            steps=f"{r['steps_mean']:.0f}/{r['steps_max']}", S=float(np.median(r["action"])),
+            conv=float(np.mean(r["converged"])), mem_MB=None if mem is None else mem * B / 1e6,
+            ratio=ms32 / ms64,
+            note=f"rel. action error vs float64 (converged): median {fmt(med, '{:.1e}')}, max "
+                 f"{fmt(mx, '{:.1e}')}; S median over all {B} paths; one timed call"))
+        log(f"  float32 {kind}: {ms32:.4g} ms/path, conv {np.mean(r['converged']):.4f}, "
+            f"rel. error median {fmt(med, '{:.1e}')} max {fmt(mx, '{:.1e}')}")
+        out.setdefault("measured", {})[(kind, "float32")] = dict(
+            B=B, vmap_s=r["seconds"], steps_mean=r["steps_mean"], steps_max=r["steps_max"])
+
+
+def section_rnn_gpu(cfg: Config, out: dict):
+    """The RNN per-path time with the default solver (`nj.NewtonCG` for d > 8). Reference:
+    `nj.NewtonCG` at tolerance 1e-13 on the same grid and on a 2× finer one (the CPU
+    tables' reference, `nj.LBFGS` at 1e-12 for up to 20 000 steps, takes ~400 sequential
+    steps at d = 1024 and 50 s of CPU time to compile and run: too long for this preset)."""
+    for d in cfg.rnn_d:
+        p = dataclasses.replace(rnn(d, n_nodes=cfg.rnn_N), n_fine=2 * (cfg.rnn_N - 1) + 1)
+        log(f"{p.title}: N={p.n_nodes}")
+        X1 = p.endpoints(1)
+        refs, info = references(p, X1, 1, n_acc=1, solver=nj.NewtonCG(rtol=TIGHT, atol=TIGHT))
+        info["note"] = "tight solver nj.NewtonCG(rtol=atol=1e-13)"
+        lib = run_library(p, X1, refs, max(cfg.repeats, 3))
+        lib["note"] = "reference: nj.NewtonCG at 1e-13 (same grid and 2× finer)"
+        log(f"  library: {lib['ms_path']:.4g} ms/path, steps {lib['steps']}, conv {lib['conv']}")
+        out["rows"].append(lib)
+        out["refs"][p.name] = info
+
+
+GPU_SPECS = {"H100": "H100 SXM", "H200": "H200 SXM"}
+
+
+def section_roofline(cfg: Config, out: dict):
+    """`cost_model.roofline` for the measured solves. Per-step counts as the cost model
+    takes them (XLA's `cost_analysis()` of one `nj.BlockNewton` step compiled for the CPU):
+    loop iterations and the lower bytes bound from the step as written at the preset's
+    `N`; flops and the upper bytes bound from the step with every scan unrolled, which
+    takes minutes to compile at N ≥ 100, so they are counted at a few small `N`
+    (`roof_fit_N`) and extrapolated by a quadratic fit in `N` (shown at N = 101 beside the
+    cost model's own count there). Also the measured time of one batched step on this
+    device."""
+    N, B = cfg.ms_N, cfg.ms_B
+    cpu = jax.devices("cpu")[0]
+    small = cost_model.endpoints("attractor", 16)
+    with jax.default_device(cpu):
+        fit = {n: cost_model.step_cost(small, jnp.float64, n_nodes=n, timed=False)["unrolled"]
+               for n in cfg.roof_fit_N}
+        written = cost_model.step_cost(small, jnp.float64, unrolled=False, n_nodes=N,
+                                       timed=False)["as written"]
+    Ns = list(fit)
+
+    def quad(key, n):
+        return float(np.polyval(np.polyfit(Ns, [fit[k][key] for k in Ns], 2), n))
+
+    unrolled = {"flops": quad("flops", N), "bytes accessed": quad("bytes accessed", N)}
+    step64 = {"as written": written, "unrolled": unrolled}
+    half = lambda c: {**c, "bytes accessed": 0.5 * c["bytes accessed"]}  # noqa: E731
+    step32 = {"as written": half(written), "unrolled": half(unrolled)}  # as the cost model
+    log(f"  unrolled counts fitted on N={Ns}: {unrolled['flops']:.4g} flops, "
+        f"{unrolled['bytes accessed']:.4g} bytes per step per path at N={N}")
+    # One batched step on this device (the cost model's CPU check; here at the full batch).
+    meas = cost_model.step_cost(cost_model.endpoints("attractor", B), jnp.float64,
+                                unrolled=False, n_nodes=N, timed=True)
+    kind = jax.devices()[0].device_kind
+    gpu_name = next((v for k, v in GPU_SPECS.items() if k in kind), None)
+    spec_name = gpu_name or "H200 SXM"
+    gpu = cost_model.GPUS[spec_name]
+    res = dict(N=N, B=B, fit_N=Ns, gpu=spec_name, on_gpu=gpu_name is not None,
+               flops=unrolled["flops"], bytes_low=written["bytes accessed"],
+               bytes_high=unrolled["bytes accessed"], loop_iterations=written["loop_iterations"],
+               flops_101=quad("flops", 101), bytes_high_101=quad("bytes accessed", 101),
+               step_s_measured=meas["cpu_step_s_per_path"] * B, rows=[])
+    pred1 = cost_model.roofline(step64, 1, B, B, gpu, True)
+    res["step_s_low"], res["step_s_high"] = pred1["seconds_low"], pred1["seconds_high"]
+    for (kind_, dt), m in out.get("measured", {}).items():
+        step = step64 if dt == "float64" else step32
+        for method, key, which in (("vmap", "vmap_s", "steps_max"),
+                                   ("solve_batch", "solve_batch_s", "steps_mean")):
+            if key not in m:
+                continue
+            r = cost_model.roofline(step, m[which], m["B"], m["B"], gpu, dt == "float64")
+            res["rows"].append(dict(set=kind_, dtype=dt, method=method, B=m["B"],
+                                    steps=m[which], steps_kind=which.split("_")[1],
+                                    measured_s=m[key], low_s=r["seconds_low"],
+                                    high_s=r["seconds_high"], bound_low=r["bound_low"],
+                                    bound_high=r["bound_high"]))
+    out["roofline"] = res
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -741,12 +946,40 @@ def markdown(out: dict) -> str:
                 L.append(f"| {r[var]} | {r['ms_path']:.3g} | {r['cpu_ms_path']:.3g} | "
                          f"{r['steps_mean']:.1f}/{r['steps_max']} | {r['conv']:.3f} | "
                          f"{r['compile_s']:.1f} | {fmt(r['mem_MB'])} |")
+    if "roofline" in out:
+        r = out["roofline"]
+        where = (f"this {r['gpu']}" if r["on_gpu"] else
+                 f"an {r['gpu']} (this device is not a GPU: the measured times are not "
+                 "comparable with it)")
+        L += ["", f"Roofline (`benchmarks/cost_model.py`) for {where}, Maier–Stein N={r['N']}: "
+              f"per Newton step per path {r['flops']:.4g} flops (scans unrolled; fitted on "
+              f"N = {', '.join(map(str, r['fit_N']))} and extrapolated: {r['flops_101']:.4g} at "
+              f"N = 101, where the cost model counted 748 800), bytes {r['bytes_low']:.3g} (as "
+              f"written) … {r['bytes_high']:.3g} (unrolled; {r['bytes_high_101']:.3g} at N = "
+              f"101, cost model 12.4e6), {r['loop_iterations']} sequential loop iterations "
+              f"(10 µs each assumed). One batched float64 step of B={r['B']} paths: measured "
+              f"{r['step_s_measured']:.3g} s on this device, predicted {r['step_s_low']:.3g} … "
+              f"{r['step_s_high']:.3g} s. Whole solves (steps: max for plain `vmap`, mean for "
+              "`solve_batch`; float32 bytes are half float64's, as in the cost model):", "",
+              "| set | dtype | method | B | steps | measured s | predicted s (bytes as written "
+              "… unrolled) | dominant term | measured ÷ predicted |",
+              "|---|---|---|---:|---:|---:|---:|---|---:|"]
+        for x in r["rows"]:
+            L.append(f"| {x['set']} | {x['dtype']} | {x['method']} | {x['B']} | "
+                     f"{x['steps_kind']} {x['steps']:.1f} | {x['measured_s']:.3g} | "
+                     f"{x['low_s']:.3g} … {x['high_s']:.3g} | {x['bound_low']} … "
+                     f"{x['bound_high']} | {x['measured_s'] / x['high_s']:.3g} … "
+                     f"{x['measured_s'] / x['low_s']:.3g} |")
     if out["slopes"]:
         L += ["", "Log–log slopes (least squares):", "", "| quantity | x | y | slope |",
               "|---|---|---|---:|"]
         for s in out["slopes"]:
             L.append(f"| {s['quantity']} | {', '.join(str(v) for v in s['x'])} | "
                      f"{', '.join(fmt(v) for v in s['y'])} | {s['slope']:.2f} |")
+    if out.get("section_s"):
+        L += ["", "Wall time per section: " + ", ".join(
+            f"{k} {v:.0f} s" for k, v in out["section_s"].items())
+            + f"; total {out['wall_s']:.0f} s (with the start-up checks)."]
     L += ["", f"Peak resident memory of the whole process: {out['maxrss_MB']:.0f} MB"
           + ("." if out["device_peak_MB"] is None
              else f"; device peak memory: {out['device_peak_MB']:.0f} MB.")]
@@ -771,8 +1004,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="small sizes (~2 minutes)")
-    g.add_argument("--gpu", action="store_true", help="sizes for one GPU")
-    ap.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
+    g.add_argument("--gpu", action="store_true",
+                   help="the library at 10⁵ paths on one GPU (< 5 minutes; its own sections)")
+    ap.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS)
+                    + "; with --gpu: " + ", ".join(GPU_SECTIONS))
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     ap.add_argument("--json", default=None, help="also write all numbers to this JSON file")
     ap.add_argument("--scale", type=float, default=1.0, metavar="F",
@@ -782,15 +1017,18 @@ def main():
     cfg = PRESETS["quick" if opts.quick else "gpu" if opts.gpu else "full"]
     if opts.scale != 1.0:
         size = lambda b: max(4, int(round(b * opts.scale)))  # noqa: E731
+        # The focused preset's subsample is already small: it stays (within the batch).
+        ref = cfg.ms_ref if cfg.focused else size(cfg.ms_ref)
         cfg = dataclasses.replace(
             cfg, name=f"{cfg.name}-x{opts.scale:g}", ms_B=size(cfg.ms_B),
-            ms_ref=min(size(cfg.ms_ref), size(cfg.ms_B)), ms_sub=min(cfg.ms_sub, size(cfg.ms_B)),
+            ms_ref=min(ref, size(cfg.ms_B)), ms_sub=min(cfg.ms_sub, size(cfg.ms_B)),
             scal_N_B=size(cfg.scal_N_B), scal_B=tuple(sorted({size(b) for b in cfg.scal_B})),
         )
-    only = [s for s in opts.only.split(",") if s] or list(SECTIONS)
-    bad = [s for s in only if s not in SECTIONS]
+    sections = GPU_SECTIONS if cfg.focused else SECTIONS
+    only = [s for s in opts.only.split(",") if s] or list(sections)
+    bad = [s for s in only if s not in sections]
     if bad:
-        ap.error(f"unknown section(s) {bad}; choose from {SECTIONS}")
+        ap.error(f"unknown section(s) {bad}; choose from {sections}")
 
     t_start = time.perf_counter()
     out = dict(machine=machine_info(cfg), command="python benchmarks/bench_suite.py "
@@ -799,12 +1037,23 @@ def main():
         c = check_problem(p)
         if max(c.values()) > 1e-6:
             raise RuntimeError(f"{p.name}: implementations disagree: {c}")
-    run = dict(zip(SECTIONS, (section_maier_stein, section_rate_network, section_rnn,
-                              section_scaling_N, section_scaling_B)))
-    for name in SECTIONS:
+    if cfg.focused:
+        run = dict(zip(GPU_SECTIONS, (
+            lambda c, o: section_ms_gpu(c, o, "attractor"),
+            lambda c, o: section_ms_gpu(c, o, "saddle"),
+            section_float32, section_rnn_gpu, section_roofline)))
+    else:
+        run = dict(zip(SECTIONS, (section_maier_stein, section_rate_network, section_rnn,
+                                  section_scaling_N, section_scaling_B)))
+    out["section_s"] = {}
+    for name in sections:
         if name in only:
             log(f"== {name}")
+            t = time.perf_counter()
             run[name](cfg, out)
+            out["section_s"][name] = time.perf_counter() - t
+            log(f"== {name}: {out['section_s'][name]:.0f} s "
+                f"(total {time.perf_counter() - t_start:.0f} s)")
     out["wall_s"] = time.perf_counter() - t_start
     out["maxrss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = device_peak_bytes()
@@ -814,6 +1063,7 @@ def main():
     if opts.write:
         write_results(md, cfg.name if not opts.only else f"{cfg.name}-{'-'.join(only)}")
     if opts.json:
+        out.pop("measured", None)  # tuple keys; the same numbers are in "roofline"
         pathlib.Path(opts.json).write_text(json.dumps(out, indent=1, default=float))
 
 

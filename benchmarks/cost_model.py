@@ -112,15 +112,17 @@ def loop_iterations(hlo: str) -> tuple[int, int]:
     return loops, sum(trips)
 
 
-def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True) -> dict:
-    """XLA's cost analysis of one batched Newton step, and its measured time on this CPU."""
+def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True, n_nodes: int = N_NODES,
+              timed: bool = True) -> dict:
+    """XLA's cost analysis of one batched Newton step, and its measured time on this
+    device (`timed`)."""
     sde = nj.SDE(drift, 1.0)
     solver = nj.BlockNewton()
-    ts = jnp.linspace(0.0, T, N_NODES, dtype=dtype)
+    ts = jnp.linspace(0.0, T, n_nodes, dtype=dtype)
     x0 = jnp.asarray(X0, dtype)
     B = x1s.shape[0]
     x1s = jnp.asarray(x1s, dtype)
-    s = jnp.linspace(0.0, 1.0, N_NODES, dtype=dtype)[1:-1, None]
+    s = jnp.linspace(0.0, 1.0, n_nodes, dtype=dtype)[1:-1, None]
     y0 = jax.vmap(lambda b: x0 + s * (b - x0))(x1s)
     f_struct = jax.ShapeDtypeStruct((), dtype)
 
@@ -148,7 +150,7 @@ def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True) -> dict:
         loops, iters = loop_iterations(compiled.as_text())
         out[label] = {**{k: v / B for k, v in c.items()}, "while_loops": loops,
                       "loop_iterations": iters, "compile_s": compile_s}
-        if label == "as written":
+        if label == "as written" and timed:
             run = lambda: jax.block_until_ready(compiled(x1s, y0, state))  # noqa: E731
             run()
             times = []
@@ -160,13 +162,13 @@ def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True) -> dict:
     return out
 
 
-def full_solve(x1s: np.ndarray, dtype) -> dict:
+def full_solve(x1s: np.ndarray, dtype, n_nodes: int = N_NODES) -> dict:
     """The default batched solve: steps, actions, convergence, time, memory per path."""
     sde = nj.SDE(drift, 1.0)
     x0 = jnp.asarray(X0, dtype)
 
     def one(b):
-        return nj.minimize_action(sde, x0, b, 0.0, T, n_nodes=N_NODES, throw=False)
+        return nj.minimize_action(sde, x0, b, 0.0, T, n_nodes=n_nodes, throw=False)
 
     x1 = jnp.asarray(x1s, dtype)
     t = time.perf_counter()
