@@ -178,15 +178,15 @@ def test_disk_full_loses_nothing_and_resumes(runs, tmp_path, monkeypatch):
     batch, store = runs["batch"], batch_runner._store
     real = store._atomic_write
 
-    def full(path, write):
+    def full(path, write, **kw):
         if path.name != "chunk_000001.npz":
-            return real(path, write)
+            return real(path, write, **kw)
 
         def partial(f):
             f.write(b"PK\x03\x04 first bytes")
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        return real(path, partial)
+        return real(path, partial, **kw)
 
     monkeypatch.setattr(store, "_atomic_write", full)
     with pytest.raises(OSError, match="No space left"):

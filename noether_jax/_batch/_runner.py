@@ -571,15 +571,13 @@ def solve_batch(
 
 def _ranges(indices: Sequence[int]) -> str:
     """`[0, 1, 2, 5, 7, 8]` as `"0-2, 5, 7-8"`."""
-    parts, run = [], []
+    runs: list[list[int]] = []
     for i in sorted(indices):
-        if run and i != run[-1] + 1:
-            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
-            run = []
-        run.append(i)
-    if run:
-        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
-    return ", ".join(parts)
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
 
 
 @functools.partial(jax.jit, static_argnums=1)

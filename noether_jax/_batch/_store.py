@@ -111,33 +111,47 @@ def problem_fingerprint(fn, element) -> dict[str, str]:
     }
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+def _atomic_write(path: pathlib.Path, write, *, exclusive: bool = False) -> bool:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over
     `path` (`os.replace` is atomic): a reader sees the old file or the whole new one, and a
-    run killed mid-write leaves at most a stray temporary file, never a truncated result."""
+    run killed mid-write leaves at most a stray temporary file, never a truncated result.
+
+    `exclusive=True`: only if `path` does not exist yet, by a hard link of the complete
+    temporary file (atomic, and failing if the name exists; a file system without hard
+    links falls back to the rename). Returns whether `path` was written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
+        if not exclusive:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise
+                os.replace(tmp, path)
+    finally:
+        try:  # (gone after `os.replace`)
             os.unlink(tmp)
         except OSError:
             pass
-        raise
-    try:  # make the rename itself durable (not possible on every platform)
+    try:  # make the new name itself durable (not possible on every platform)
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
-        return
+        return True
     try:
         os.fsync(dir_fd)
     except OSError:
         pass
     finally:
         os.close(dir_fd)
+    return True
 
 
 def save_arrays(path: pathlib.Path, arrays: dict) -> None:
@@ -254,36 +268,13 @@ def read_manifest(root: pathlib.Path) -> dict[str, Any] | None:
 def write_manifest(root: pathlib.Path, manifest: dict[str, Any], *, replace: bool) -> None:
     """Record `manifest` in `root`. With `replace=False` only if none is there yet: two runs
     started into the same empty folder at once (another problem, or the same process index
-    twice) would otherwise both find no manifest and write their chunks side by side. The
-    file is created by a hard link of a complete temporary file (atomic, and failing if the
-    name exists); if one is there, it must describe this batch (`check_manifest`)."""
+    twice) would otherwise both find no manifest and write their chunks side by side. If
+    one is there, it must describe this batch (`check_manifest`)."""
     text = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
-    path = root / MANIFEST
-    if replace:
-        _atomic_write(path, lambda f: f.write(text))
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            other = read_manifest(root)
-            if other is not None:
-                check_manifest(root, other, manifest)
-        except OSError as e:
-            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
-                raise
-            # No hard links on this file system: the atomic rename instead.
-            _atomic_write(path, lambda f: f.write(text))
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    if not _atomic_write(root / MANIFEST, lambda f: f.write(text), exclusive=not replace):
+        other = read_manifest(root)
+        if other is not None:
+            check_manifest(root, other, manifest)
 
 
 def check_manifest(
