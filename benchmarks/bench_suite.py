@@ -504,6 +504,13 @@ def run_gd(p: Problem, cfg: Config, S_tight0: float, threshold: float, repeats: 
     )
 
 
+def with_ratios(rows: list[dict], lib: dict) -> None:
+    """Each row's time per path as a multiple of the library's (`ratio`, `ratio_cpu`)."""
+    for r in rows:
+        r["ratio"] = r["ms_path"] / lib["ms_path"]
+        r["ratio_cpu"] = r["cpu_ms_path"] / lib["cpu_ms_path"]
+
+
 def compare(p: Problem, B: int, n_sub: int, n_ref: int, cfg: Config, *, gd: bool,
             optax_ladder=OPTAX_LADDER, scipy_rungs=SCIPY_LADDER, extra_lbfgs: bool = False,
             straggler_steps: int | None = None):
@@ -529,9 +536,7 @@ def compare(p: Problem, B: int, n_sub: int, n_ref: int, cfg: Config, *, gd: bool
             f"steps {rows[-1]['steps']}")
     rows += run_scipy(p, X1, n_sub, refs, rungs=scipy_rungs)
     rows.append(run_optax(p, X1, refs, cfg.repeats, ladder=optax_ladder))
-    for r in rows:
-        r["ratio"] = r["ms_path"] / lib["ms_path"]
-        r["ratio_cpu"] = r["cpu_ms_path"] / lib["cpu_ms_path"]
+    with_ratios(rows, lib)
     g = run_gd(p, cfg, float(refs.S_tight[0]), refs.threshold, cfg.repeats) if gd else None
     return rows, info, g
 
@@ -699,9 +704,7 @@ def section_ms_gpu(cfg: Config, out: dict, kind: str):
         for r in run_scipy(p, X1[:n_ref], min(cfg.ms_sub, n_ref), refs):
             r["note"] = r["note"].replace(f"of {n_ref} paths", f"of {B} paths")
             rows.append(r)
-    for r in rows:
-        r["ratio"] = r["ms_path"] / lib["ms_path"]
-        r["ratio_cpu"] = r["cpu_ms_path"] / lib["cpu_ms_path"]
+    with_ratios(rows, lib)
     out["rows"] += rows
     out["refs"][p.name] = info
     k = np.asarray(measure_library(p, B, cfg.repeats)["sol"].stats["num_steps"])
