@@ -352,10 +352,13 @@ def minimize_action(
     )
     if search and init is None and concrete(x0, x1, t0, t1, args):
         paths, _ = route_candidates(sde, x0, x1, t0, t1, n_nodes=n_nodes, args=args)
+    # `throw` is applied outside the compiled solve, so that raising and non-raising calls
+    # (and every candidate of `_best_of`) share one compiled program per problem shape.
     if paths is None or paths.shape[0] == 1:
-        return _minimize_action(
-            sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, throw, adaptive
+        sol = _minimize_action(
+            sde, x0, x1, t0, t1, grid, args, init, action, solver, max_steps, False, adaptive
         )
+        return raise_if_failed(sol) if throw else sol
     return _best_of(
         paths.astype(dtype), sde, x0, x1, t0, t1, grid, args, action, solver, max_steps,
         throw, adaptive,
@@ -364,21 +367,34 @@ def minimize_action(
 
 def _best_of(paths, sde, x0, x1, t0, t1, grid, args, action, solver, max_steps, throw,
              adaptive) -> PathSolution:
-    """Solve from each initial path (one `vmap`) and keep the lowest converged action."""
-    sols = jax.vmap(
-        lambda p: _minimize_action(
-            sde, x0, x1, t0, t1, grid, args, p, action, solver, max_steps, False, adaptive
-        )
-    )(paths)
-    values = jnp.where(sols.converged, sols.action, jnp.inf)
+    """Solve from each initial path and keep the lowest converged action.
+
+    With known values (no `jit`/`vmap` around the call) the candidates are solved one by
+    one by the same compiled solver as a single-path call: a batched copy would cost a
+    second compilation (and the batching of the solver's trace) for a handful of paths.
+    Under a transformation they are one `vmap`."""
+    solve = lambda p: _minimize_action(
+        sde, x0, x1, t0, t1, grid, args, p, action, solver, max_steps, False, adaptive
+    )
+    if concrete(paths, sde, x0, x1, t0, t1, grid, args):
+        sols = [solve(p) for p in paths]
+        actions = jnp.stack([s.action for s in sols])
+        converged = jnp.stack([s.converged for s in sols])
+    else:
+        sols = jax.vmap(solve)(paths)
+        actions, converged = sols.action, sols.converged
+    values = jnp.where(converged, actions, jnp.inf)
     j = jnp.argmin(values)
     # None converged: report the straight line's (failed) solve.
     j = jnp.where(jnp.isfinite(values[j]), j, 0)
-    sol = jax.tree.map(lambda a: a[j], sols)
+    if isinstance(sols, list):
+        sol = sols[int(jax.lax.stop_gradient(j))]
+    else:
+        sol = jax.tree.map(lambda a: a[j], sols)
     stats = dict(
         sol.stats,
-        candidate_actions=jax.lax.stop_gradient(sols.action),
-        candidate_converged=sols.converged,
+        candidate_actions=jax.lax.stop_gradient(actions),
+        candidate_converged=converged,
         candidate_index=j,
     )
     sol = eqx.tree_at(lambda s: s.stats, sol, stats)

@@ -21,6 +21,7 @@ from .._sde import (
 )
 from .._solution import PathSolution
 from .._solver import stop_gradient_arrays as _stop
+from ._candidates import stack_trees
 from ._fixed_points import (
     FixedPoint,
     check_fixed_point,
@@ -263,7 +264,7 @@ def _connections(sde, a, b, cands, args, check_rtol, batched: bool) -> _Connecti
     eager calls, whose compiled integrator `nj.transition_network` shares."""
     sde, a, b, cands, args = _stop((sde, a, b, cands, args))
     leave = lambda s: leave_saddle(sde, s, args=args, check=False)
-    stack = lambda items: jax.tree.map(lambda *xs: jnp.stack(xs), *items)
+    stack = stack_trees
     if batched:
         cand_fp, pol = _candidates(sde, cands, args, check_rtol)
     else:

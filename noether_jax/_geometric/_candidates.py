@@ -36,6 +36,12 @@ def concrete(*xs) -> bool:
     return True
 
 
+def stack_trees(items: list) -> Any:
+    """Stack equal-structured pytrees (e.g. the solutions of a loop of eager calls) along a
+    new leading axis, as `jax.vmap` would return them."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
+
+
 def _primal(x):
     return jax.tree.map(lambda a: jnp.asarray(jax.device_get(jax.lax.stop_gradient(a))), x)
 

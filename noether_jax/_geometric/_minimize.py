@@ -20,7 +20,7 @@ from .._sde import (
     diffusion_is_spd,
     float_args_as_arrays,
 )
-from .._solution import PathSolution, finish_solution
+from .._solution import PathSolution, finish_solution, raise_if_failed
 from .._solver import default_solver
 from .._solver import stop_gradient_arrays as _stop
 from ._gmam import (
@@ -353,7 +353,9 @@ def minimize_geometric_action(
             "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
             f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
         )
-    return _minimize_geometric(
-        sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, throw,
+    # `throw` outside the compiled solve: raising and non-raising calls share one program.
+    sol = _minimize_geometric(
+        sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, False,
         grid_controller, presolve,
     )
+    return raise_if_failed(sol) if throw else sol

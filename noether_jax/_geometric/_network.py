@@ -18,6 +18,7 @@ from .._mesh import Refine
 from .._results import RESULTS
 from .._sde import SDE, as_real_array, float_args_as_arrays
 from .._solution import PathSolution
+from ._candidates import stack_trees
 from ._fixed_points import FixedPoint, classify_fixed_point, find_fixed_points, kind_name
 from ._minimize import geometric_grid, minimize_geometric_action
 from ._rates import escape_rate, rate_failure
@@ -790,7 +791,9 @@ def transition_network(
             sde, x0, x1, n_nodes=n_nodes, grid_controller=grid_controller, args=args,
             rtol=rtol, atol=atol, max_steps=max_steps, throw=False,
         )
-        uphill = jax.vmap(solve)(A[leg_a], sad.x[leg_s])
+        # One by one: the compiled solver is the one every other geometric solve of the
+        # system uses (a batched copy would compile again, for a handful of legs).
+        uphill = stack_trees([solve(A[a], sad.x[s]) for a, s, _ in legs])
         actions, converged = uphill.action, uphill.converged
         say(f"{n_legs} uphill leg(s) solved, {int(jnp.sum(converged))} converged")
     else:
