@@ -365,6 +365,42 @@ def test_stopping_rule_invariant_to_resolution_and_scale(T, n, name):
         np.testing.assert_allclose(sol_s["xs"] / s, sol["xs"], rtol=0, atol=2e-6)
 
 
+class _BandProblem(nj.AbstractPathProblem):
+    """`S = ½|y − 1|²`, whose Hessian is declared NaN where any node lies in a band
+    `(0.998, 0.9995)`: the damped Newton steps from 0 land there twice before they leave it
+    (at `λ = 1e-3, 2e-3`), while the value and gradient stay finite."""
+
+    def value(self, y):
+        return 0.5 * jnp.sum((y - 1.0) ** 2)
+
+    def hessian(self, y):
+        m, k = y.shape
+        bad = jnp.any((y > 0.998) & (y < 0.9995))
+        diag = jnp.where(bad, jnp.nan, 1.0) * jnp.broadcast_to(jnp.eye(k, dtype=y.dtype), (m, k, k))
+        return nj.BlockTridiagonalOperator(diag, jnp.zeros((m - 1, k, k), y.dtype))
+
+    def preconditioner(self, y):
+        raise NotImplementedError
+
+    def scale(self, y):
+        return jnp.asarray(1.0, y.dtype)
+
+
+def test_block_newton_takes_back_a_step_to_a_non_finite_hessian():
+    """The Hessian is evaluated lazily (at the start of the step after an accepted one); an
+    accepted point where it is not finite is taken back with the damping raised, as the
+    ratio test would have rejected it. Without that the solver sits on the NaN Hessian and
+    stagnates."""
+    sol = optx.minimise(
+        lambda y, p: p.value(y), nj.BlockNewton(), jnp.zeros((3, 1)), _BandProblem(),
+        max_steps=50, throw=False,
+    )
+    assert sol.result == optx.RESULTS.successful
+    np.testing.assert_allclose(sol.value, 1.0, rtol=0, atol=1e-12)
+    # Both visits of the band were taken back: only the steps that left it count.
+    assert int(sol.stats["num_accepted"]) <= int(sol.stats["num_steps"]) - 2
+
+
 # --- 5. no recompilation on new values ---------------------------------------------------
 
 

@@ -30,6 +30,17 @@ class _NewtonState(eqx.Module):
     newton_decrement: Float[Array, ""]
     done: Bool[Array, ""]
     result: RESULTS
+    # The Hessian is evaluated lazily, at the start of the step after an accepted one:
+    # `diag`/`off` hold `H(y)` when `fresh`, else `H` at the point before the last accepted
+    # step, kept with that point (`y_back`, ...) so that the step can be taken back if the
+    # Hessian at the new point is not finite.
+    fresh: Bool[Array, ""]
+    has_back: Bool[Array, ""]
+    y_back: Float[Array, "m k"]
+    S_back: Float[Array, ""]
+    g_back: Float[Array, "m k"]
+    lam_back: Float[Array, ""]
+    nu_back: Float[Array, ""]
 
 
 _NUM_FLAT = 8
@@ -98,15 +109,17 @@ class BlockNewton(AbstractPathSolver):
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _NewtonState:
         problem = as_problem(args, self)
         S, g = problem.value_and_grad(y)
-        H = problem.hessian(y)
+        # No Hessian here: the first step evaluates it (one copy of its code in the
+        # compiled solver, and none spent on points that a rejected step never keeps).
+        H = jax.eval_shape(problem.hessian, y)
         finite = jnp.isfinite(S) & jnp.all(jnp.isfinite(g))
         dt = y.dtype
         int0 = jnp.array(0, dtype=jnp.int32)
         return _NewtonState(
             S=S,
             g=g,
-            diag=H.diag,
-            off=H.off,
+            diag=jnp.zeros(H.diag.shape, H.diag.dtype),
+            off=jnp.zeros(H.off.shape, H.off.dtype),
             v=generic_vector(y),
             lam=jnp.asarray(self.lam0, dt),
             nu=jnp.asarray(2.0, dt),
@@ -119,6 +132,13 @@ class BlockNewton(AbstractPathSolver):
             newton_decrement=jnp.asarray(jnp.inf, dt),
             done=~finite,
             result=RESULTS.where(finite, RESULTS.max_steps_reached, RESULTS.nonfinite),
+            fresh=jnp.array(False),
+            has_back=jnp.array(False),
+            y_back=y,
+            S_back=S,
+            g_back=g,
+            lam_back=jnp.asarray(self.lam0, dt),
+            nu_back=jnp.asarray(2.0, dt),
         )
 
     def _negative_direction(self, g, diag, off, v0, want):
@@ -188,21 +208,46 @@ class BlockNewton(AbstractPathSolver):
         eps = jnp.finfo(dt).eps
         rtol, atol = default_tol(self.rtol, dt), default_tol(self.atol, dt)
         sigma0 = jnp.asarray(_SIGMA0 * eps, dt)
+
+        # --- The Hessian at `y`, after an accepted step. Under `vmap` the `cond` runs when
+        # some element needs it, and keeps the others' blocks.
+        stale = ~state.fresh
+
+        def hessian():
+            H = problem.hessian(y)
+            return jnp.where(stale, H.diag, state.diag), jnp.where(stale, H.off, state.off)
+
+        diag, off = jax.lax.cond(
+            any_in_batch(stale), hessian, lambda: (state.diag, state.off)
+        )
+        # Not finite at the newly accepted point: take that step back (the ratio test
+        # would have rejected it, had it seen the Hessian), with the damping raised.
+        h_finite = jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
+        back = stale & state.has_back & ~h_finite
+        y = jnp.where(back, state.y_back, y)
+        S0 = jnp.where(back, state.S_back, state.S)
+        g0 = jnp.where(back, state.g_back, state.g)
+        diag = jnp.where(back, state.diag, diag)
+        off = jnp.where(back, state.off, off)
+        lam_in = jnp.where(back, state.lam_back, state.lam)
+        nu_in = jnp.where(back, state.nu_back, state.nu)
+        pending = state.pending & ~back
+        num_accepted = state.num_accepted - back.astype(jnp.int32)
+
         # A candidate from the last step is certified by this one: undamped (a round-off
         # shift `σ₀`), its factorisation is the second-order test and its step the Newton
         # step that measures the distance to the optimum.
-        pending = state.pending
-        lam_eff = jnp.where(pending, sigma0, state.lam)
-        eye_s = _scaled_eye(state.diag)
-        chols, pd = _blocktri.cholesky(state.diag + lam_eff * eye_s, state.off)
-        delta_n = -_blocktri.cho_solve(chols, state.off, state.g)
+        lam_eff = jnp.where(pending, sigma0, lam_in)
+        eye_s = _scaled_eye(diag)
+        chols, pd = _blocktri.cholesky(diag + lam_eff * eye_s, off)
+        delta_n = -_blocktri.cho_solve(chols, off, g0)
         ell = problem.scale(y)
-        tol_S = atol + rtol * jnp.abs(state.S)
+        tol_S = atol + rtol * jnp.abs(S0)
         step_tol = jnp.maximum(rtol * ell, 64 * eps * ell)
-        roundoff = 64 * eps * jnp.maximum(jnp.abs(state.S), 1.0)
+        roundoff = 64 * eps * jnp.maximum(jnp.abs(S0), 1.0)
 
         # --- The certificate (only meaningful where `pending`).
-        decrement = -0.5 * jnp.sum(state.g * delta_n)
+        decrement = -0.5 * jnp.sum(g0 * delta_n)
         newton_ok = (decrement <= tol_S) & (
             (jnp.max(jnp.abs(delta_n)) <= step_tol)
             | (state.num_flat >= _NUM_FLAT)
@@ -219,9 +264,9 @@ class BlockNewton(AbstractPathSolver):
         # the loops gate on each element's `indefinite`.
         def search():
             no_neg, v_neg, delta_reg, sigma = self._negative_direction(
-                state.g, state.diag, state.off, state.v, indefinite
+                g0, diag, off, state.v, indefinite
             )
-            return no_neg, v_neg, -0.5 * jnp.sum(state.g * delta_reg), sigma
+            return no_neg, v_neg, -0.5 * jnp.sum(g0 * delta_reg), sigma
 
         no_neg, v_neg, decrement_reg, sigma = jax.lax.cond(
             any_in_batch(indefinite),
@@ -232,7 +277,7 @@ class BlockNewton(AbstractPathSolver):
             (decrement_reg <= tol_S) | (decrement_reg <= roundoff)
         )
         # A restart that came back to the same action: a flat, degenerate direction.
-        flat_saddle = state.S_stop - state.S <= tol_S
+        flat_saddle = state.S_stop - S0 <= tol_S
         saddle = indefinite & ~no_neg
         converged = certified | singular_ok | (saddle & flat_saddle)
         restart = saddle & ~flat_saddle & (state.num_restarts < self.max_restarts)
@@ -248,42 +293,35 @@ class BlockNewton(AbstractPathSolver):
         # (A separate solve, not a second right-hand side of the one above: that changes
         # the round-off, and the T = 40 path of the attractor-network case study, whose
         # soft waiting mode makes it fragile, then ran out of steps at 801 nodes.)
-        w = _blocktri.cho_solve(chols, state.off, state.v)
+        w = _blocktri.cho_solve(chols, off, state.v)
         v = w / jnp.sqrt(jnp.sum(w * w))
         v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
-        curv = jnp.sum(v * _blocktri.matvec(state.diag, state.off, v))
-        slope = jnp.sum(state.g * v)
+        curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
+        slope = jnp.sum(g0 * v)
         tau = jnp.where(curv < 0, self.escape * ell / (1.0 + lam_eff / self.lam0), 0.0)
         delta = delta_n - jnp.where(slope > 0, 1.0, -1.0) * tau * v
         delta = jnp.where(pd, delta, 0.0)
-        hdelta = _blocktri.matvec(state.diag, state.off, delta)
-        pred = -(jnp.sum(state.g * delta) + 0.5 * jnp.sum(delta * hdelta))
+        hdelta = _blocktri.matvec(diag, off, delta)
+        pred = -(jnp.sum(g0 * delta) + 0.5 * jnp.sum(delta * hdelta))
 
         y_new = y + delta
         S_new, g_new = problem.value_and_grad(y_new)
-        H_new = problem.hessian(y_new)
-        finite = (
-            jnp.isfinite(S_new)
-            & jnp.all(jnp.isfinite(g_new))
-            & jnp.all(jnp.isfinite(H_new.diag))
-            & jnp.all(jnp.isfinite(H_new.off))
-        )
-        accept, rho = ratio_test(state.S, S_new, pred, pd & finite)
+        finite = jnp.isfinite(S_new) & jnp.all(jnp.isfinite(g_new))
+        accept, rho = ratio_test(S0, S_new, pred, pd & finite)
 
+        # The damping of a rejection (also what taking an accepted step back restores).
+        lam_rej = jnp.where(pending & ~pd, lam_in, lam_eff) * nu_in
         lam = jnp.where(
-            accept,
-            lam_eff * jnp.maximum(0.1, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3),
-            jnp.where(pending & ~pd, state.lam, lam_eff) * state.nu,
+            accept, lam_eff * jnp.maximum(0.1, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3), lam_rej
         )
         lam = jnp.maximum(lam, 1e-15)
-        nu = jnp.where(accept, 2.0, 2 * state.nu)
-        lam = jnp.where(restart, jnp.maximum(2 * sigma, state.lam), lam)
+        nu = jnp.where(accept, 2.0, 2 * nu_in)
+        lam = jnp.where(restart, jnp.maximum(2 * sigma, lam_in), lam)
         nu = jnp.where(restart, 2.0, nu)
 
         sel = lambda a, b: jnp.where(accept, a, b)
         y_out = sel(y_new, y)
-        S_out, g_out = sel(S_new, state.S), sel(g_new, state.g)
-        diag_out, off_out = sel(H_new.diag, state.diag), sel(H_new.off, state.off)
+        S_out, g_out = sel(S_new, S0), sel(g_new, g0)
         tol_S_out = atol + rtol * jnp.abs(S_out)
 
         # A nearly flat, strongly nonlinear direction (the timing of a wait at a fixed point
@@ -312,20 +350,28 @@ class BlockNewton(AbstractPathSolver):
         new_state = _NewtonState(
             S=S_out,
             g=g_out,
-            diag=diag_out,
-            off=off_out,
+            diag=diag,
+            off=off,
             v=jnp.where(restart, v_neg, v),
             lam=lam,
             nu=nu,
-            num_accepted=state.num_accepted + accept.astype(jnp.int32),
+            num_accepted=num_accepted + accept.astype(jnp.int32),
             num_flat=jnp.where(restart, 0, num_flat),
             num_restarts=state.num_restarts + restart.astype(jnp.int32),
             num_certified=state.num_certified + pending.astype(jnp.int32),
             pending=candidate,
-            S_stop=jnp.where(restart, state.S, state.S_stop),
+            S_stop=jnp.where(restart, S0, state.S_stop),
             newton_decrement=jnp.where(pending, decrement, state.newton_decrement),
             done=converged | stagnated | nonfinite,
             result=result,
+            # `diag`/`off` stay `H(y)`; after an accepted step they are one point behind.
+            fresh=~accept,
+            has_back=accept | (state.has_back & ~back),
+            y_back=sel(y, state.y_back),
+            S_back=sel(S0, state.S_back),
+            g_back=sel(g0, state.g_back),
+            lam_back=sel(jnp.maximum(lam_rej, 1e-15), state.lam_back),
+            nu_back=sel(2 * nu_in, state.nu_back),
         )
         return y_out, new_state, None
 
