@@ -138,8 +138,8 @@ class TransitionNetwork(eqx.Module):
       not settle at one of the attractors, leaves the box, or both branches reach the same
       attractor); `join_notes[s]` says why (`""` where it joins two).
     - `manifolds`: a tuple of the `m` `nj.UnstableManifold`s (the downhill legs).
-    - The uphill legs, one per (attractor, joining saddle) pair, `n_legs` of them, solved in
-      one batch: `leg_attractor`, `leg_saddle`, `leg_target` (`Int[n_legs]`: from, over, to),
+    - The uphill legs, one per (attractor, joining saddle) pair, `n_legs` of them (solved one
+      by one by the same compiled solver): `leg_attractor`, `leg_saddle`, `leg_target` (`Int[n_legs]`: from, over, to),
       `uphill` (an `nj.PathSolution` with a leading axis `n_legs`, or `None` if no saddle
       joins two attractors), `leg_actions`, `leg_converged`, `leg_rates` (the escape rate of
       each leg, NaN where unknown or the leg failed) and `leg_prefactors`; the property
@@ -677,8 +677,9 @@ def transition_network(
     `rate_note` says why.
 
     Runs eagerly (the numbers of fixed points are data-dependent): one compiled search,
-    one relaxation per saddle branch (the same compiled integrator), one batched uphill
-    solve.
+    one relaxation per saddle branch (the same compiled integrator), and the uphill legs
+    one by one with one compiled solver (the one every geometric solve of the system with
+    the same options uses).
     """
     where = "transition_network"
     say = progress if progress is not None else (lambda message: None)
@@ -777,7 +778,7 @@ def transition_network(
         notes.append("; ".join(note))
     say(f"{m} saddle(s) followed, {sum(not n for n in notes)} join two attractors")
 
-    # The uphill legs, all in one batch.
+    # The uphill legs.
     legs = []  # (from, over, to)
     for s, (i, j) in enumerate(joins):
         if i >= 0:
