@@ -1,6 +1,6 @@
 """Symmetries of recurrent networks: a trained ring attractor, and an equivariant network.
 
-    python examples/rnn_ring_symmetry.py [--out DIR] [--quick]
+    python examples/rnn_ring_symmetry.py [--out DIR] [--quick] [--d D]
 
 1. A trained network. A CTRNN `f(x) = −x + W tanh(x) + b` (`nj.CTRNN`, d = 8 units) learns to
    remember an angle: started at `r₀ Q u(θ)` (`u(θ) = (cos θ, sin θ)`, `Q` a random
@@ -21,13 +21,32 @@
    along the most likely path to round-off (the midpoint discretisation is a variational
    integrator).
 
-Prints the numbers; writes `rnn_ring_symmetry.png` into DIR (default
-`noether_jax_out/examples/rnn_ring_symmetry/`).
+At network scale (`--d 64`): the same task with 64 units (Adam with a cosine-decaying
+learning rate from 3e-3), and the search over the whole of `nj.Rotations(64)` (2016
+generators; `nj.find_symmetries` goes matrix-free by itself), no projection. The noise-free
+task states span too few directions (rotations of the others come out as a dense,
+unconverged cluster of near-null directions), so the points are states visited under
+noise `D = 0.1` (`noisy_visited_states`), which have extent in every direction. What it
+finds (see benchmarks/RESULTS.md): no isolated near symmetry. The smallest singular values
+form a dense cluster near 1e-2 whose directions are generic combinations of rotations
+(overlap with `Q J Qᵀ` a few percent), while the readout-plane rotation itself is broken
+at ~8% at the same states: the trained tanh network is not close to rotation-equivariant
+in `R^64`, and no charge is nearly constant along the path between two memories. The
+equivariant network of the same size (32 pairs) is exactly symmetric under the pair rotation
+(printed: its breaking alone at the search's points), but the matrix-free search does not
+find it among the 2016 rotations: LOBPCG stops unconverged at its iteration limit with a
+dense cluster of singular values near 1e-3 (the leak `−x`, which every rotation conserves,
+dominates the drift at the points), so the smallest direction it returns is not the pair
+rotation and its charge is not constant. Both are printed side by side.
+
+Prints the numbers (and, from the command line, wall time, CPU time and peak memory);
+writes `rnn_ring_symmetry.png` into DIR (default `noether_jax_out/examples/rnn_ring_symmetry/`).
 """
 
 import argparse
 import math
 import pathlib
+import resource
 import time
 
 import diffrax as dfx
@@ -94,8 +113,9 @@ def angle_loss(net, task):
     return jnp.sum(jnp.where(late, err, 0.0)) / (jnp.sum(late) * err.shape[0])
 
 
-def train_ring(key, d: int = 8, *, steps: int = 400, lr: float = 1e-2):
-    """Adam on the angle task from a random network. Returns `(net, task, losses)`."""
+def train_ring(key, d: int = 8, *, steps: int = 400, lr=1e-2):
+    """Adam on the angle task from a random network (`lr`: a float or an optax schedule).
+    Returns `(net, task, losses)`."""
     k_task, k_net = jax.random.split(key)
     task = make_angle_task(k_task, d)
     net = nj.CTRNN.random(k_net, d, gain=0.8)
@@ -121,6 +141,25 @@ def visited_states(net, task, *, num: int = 96):
     _, xs = run_network(net, task)
     idx = jnp.linspace(0, xs.shape[1] - 1, num // xs.shape[0] + 1).astype(int)
     return xs[:, idx].reshape(-1, xs.shape[-1])
+
+
+def noisy_visited_states(net, task, key, *, noise: float = 0.1, num: int = 112,
+                         t: float = 5.0, dt: float = 0.05):
+    """States the network visits under noise: `num` of its noise-free task states, each
+    then run for a time `t` under `dx = f dt + sqrt(2 · noise) dW` (Euler–Maruyama). Unlike
+    the noise-free states (which hug a low-dimensional set), they have extent in every
+    direction of `R^d`, so a rotation of directions the task never visits is constrained,
+    not free: the search over all of `nj.Rotations(d)` needs no projection."""
+    k_pick, k_noise = jax.random.split(key)
+    x = visited_states(net, task)
+    x = x[jax.random.choice(k_pick, x.shape[0], (num,))]
+    drift = jax.vmap(lambda y: nj.ctrnn_drift(0.0, y, net))
+
+    def step(x, k):
+        return x + dt * drift(x) + jnp.sqrt(2 * noise * dt) * jax.random.normal(k, x.shape), None
+
+    x, _ = jax.lax.scan(step, x, jax.random.split(k_noise, round(t / dt)))
+    return x
 
 
 def memory_state(net, task, angle):
@@ -175,26 +214,57 @@ def principal_rotations(points, r: int = 3) -> nj.VectorFieldBasis:
     return nj.VectorFieldBasis(fields, d=points.shape[1], names=names)
 
 
-def ring_study(net, task, *, r: int = 3, t_path: float = 10.0, n_nodes: int = 101):
+def unit_rotation(d: int, i: int = 0, j: int = 1):
+    """`E_ij = e_j e_iᵀ − e_i e_jᵀ`: the rotation of units `i` and `j` (a generic, broken
+    direction of `nj.Rotations(d)`)."""
+    return jnp.zeros((d, d)).at[j, i].set(1.0).at[i, j].set(-1.0)
+
+
+def ring_study(net, task, *, r: int = 3, t_path: float = 10.0, n_nodes: int = 101,
+               noise=None, key=None):
     """Symmetries of a trained ring network at the states it visits, and the charges along
-    the most likely path between the memories of the angles 0 and π/2."""
+    the most likely path between the memories of the angles 0 and π/2.
+
+    `noise=None`: the noise-free task states; the near symmetry is taken from the rotations
+    of their `r` principal directions (the full family has no gap there). `noise`: the
+    states visited under that noise (`noisy_visited_states`, `key`); the near symmetry is
+    the smallest singular direction of the full `nj.Rotations(d)`, no projection."""
     d = net.dim
-    pts = visited_states(net, task)
+    if noise is None:
+        pts = visited_states(net, task)
+    else:
+        pts = noisy_visited_states(net, task, key, noise=noise)
+    t = time.perf_counter()
     full = nj.find_symmetries(SDE1, nj.Rotations(d), points=pts, args=net)
+    full_s = time.perf_counter() - t
     fam = principal_rotations(pts, r)
     sub = nj.find_symmetries(SDE1, fam, points=pts, args=net)
-    dirs = sub.near_generators(jnp.inf)  # every direction, σ ascending
-    sigma, near = dirs[0]
     a, b = memory_state(net, task, 0.0), memory_state(net, task, jnp.pi / 2)
     sol = nj.minimize_action(SDE1, a, b, 0.0, t_path, n_nodes=n_nodes, args=net)
-    # The charge of each direction of the family (the near symmetry first, then the broken
-    # ones), and of the rotation of the readout plane.
     plane = plane_rotation(task.embed)
-    gens = [g for _, g in dirs] + [lambda x: plane @ x]
-    names = [f"σ = {s:.3f}: {g.describe()}" for s, g in dirs] + ["readout-plane rotation QJQᵀ"]
+    if noise is None:
+        dirs = sub.near_generators(jnp.inf)  # every direction, σ ascending
+        sigma, near = dirs[0]
+        # The charge of each direction of the family (the near symmetry first, then the
+        # broken ones), and of the rotation of the readout plane.
+        gens = [g for _, g in dirs] + [lambda x: plane @ x]
+        names = [f"σ = {s:.3f}: {g.describe()}" for s, g in dirs]
+        names.append("readout-plane rotation QJQᵀ")
+    else:
+        sigma, near = full.near_generators(jnp.inf)[0]
+        E01 = unit_rotation(d)
+        gens = [near, lambda x: E01 @ x, lambda x: plane @ x]
+        names = [f"σ = {sigma:.4f}: near symmetry of Rotations({d})", "broken: R0,1 (units 0, 1)",
+                 "readout-plane rotation QJQᵀ"]
     report = nj.charge_report(SDE1, sol, gens, args=net, names=names)
-    return dict(points=pts, full=full, family=fam, sub=sub, near=near, near_sigma=sigma,
-                a=a, b=b, path=sol, report=report)
+    plane_sigma = None
+    if noise is not None:  # the breaking of QJQᵀ alone, at the same states
+        one = nj.VectorFieldBasis([SubspaceRotation(plane, jnp.zeros(d))], d=d, names=["QJQᵀ"])
+        plane_sigma = float(nj.find_symmetries(SDE1, one, points=pts, args=net)
+                            .singular_values[0])
+    return dict(points=pts, full=full, full_s=full_s, plane_sigma=plane_sigma, family=fam,
+                sub=sub, near=near,
+                near_sigma=sigma, a=a, b=b, path=sol, report=report)
 
 
 # --- 2. Symmetric by construction -------------------------------------------------------
@@ -252,20 +322,34 @@ def symmetric_case(key, m: int = 3, *, gain: float = 2.5, b_scale: float = 0.0, 
         # relaxation is not "settled" by `nj.relax`'s test; its end is on the ring).
         x_star = nj.relax(SDE1, jax.random.normal(k_start, (d,)), args=net, t_max=50.0).x_end
 
-    @jax.jit
-    def points_and_end(x_star):
+    # 12 points on the ring and a cloud around it: 24, or at large d as many as the
+    # matrix-free search's default (`2⌈k/d⌉ + 8` for `k = d(d−1)/2` rotations) in all.
+    n_cloud = max(24, 2 * -(-(d * (d - 1) // 2) // d) + 8 - 12)
+
+    @eqx.filter_jit
+    def points_and_end(x_star, n_cloud):
         ring = jax.vmap(lambda al: rotate_pairs(x_star, al))(
             jnp.linspace(0, 2 * jnp.pi, 12, endpoint=False))
-        cloud = x_star + 0.5 * jax.random.normal(k_pts, (24, d))
+        cloud = x_star + 0.5 * jax.random.normal(k_pts, (n_cloud, d))
         return jnp.concatenate([ring, cloud]), rotate_pairs(x_star, jnp.pi / 2)
 
-    points, x_end = points_and_end(jnp.asarray(x_star))
+    points, x_end = points_and_end(jnp.asarray(x_star), n_cloud)
     sym = nj.find_symmetries(SDE1, nj.Rotations(d), points=points, args=net)
     sol = nj.minimize_action(SDE1, x_star, x_end, 0.0, t_path, n_nodes=n_nodes, args=net)
     G = jnp.zeros((d, d)).at[0, 2].set(-1.0).at[2, 0].set(1.0)
-    gens = sym.generators + [lambda x: G @ x]
-    names = [f"symmetry {g.describe()}" for g in sym.generators] + ["not a symmetry: R02"]
-    return dict(net=net, x_star=x_star, symmetries=sym, path=sol,
+    # The symmetries found (or, if none passed the cut, the smallest singular direction).
+    found = sym.generators or [sym.near_generators(jnp.inf)[0][1]]
+    gens = found + [lambda x: G @ x]
+    names = [f"symmetry {g.describe()}" if d <= 8 else f"symmetry {i} (σ-ascending)"
+             for i, g in enumerate(found)] + ["not a symmetry: R02"]
+    expected_sigma = None
+    if d > 8:  # the breaking of the known pair rotation alone, at the same points
+        one = nj.VectorFieldBasis([SubspaceRotation(jnp.kron(jnp.eye(m), J2), jnp.zeros(d))],
+                                  d=d, names=["I⊗J"])
+        expected_sigma = float(nj.find_symmetries(SDE1, one, points=points, args=net)
+                               .singular_values[0])
+    return dict(net=net, x_star=x_star, symmetries=sym, path=sol, found=found,
+                expected_sigma=expected_sigma,
                 report=nj.charge_report(SDE1, sol, gens, args=net, names=names),
                 expected=pair_rotation(d))
 
@@ -274,47 +358,84 @@ def symmetric_case(key, m: int = 3, *, gain: float = 2.5, b_scale: float = 0.0, 
 
 
 def run(out=None, *, quick=False, d=8, seed=0, progress=print):
-    """Both parts; returns a dict of numbers. `quick`: a shorter training."""
+    """Both parts; returns a dict of numbers. `quick`: a shorter training. `d`: units of the
+    trained network and of the equivariant one (`d/2` pairs) when `d > 8`; at `d > 8` the
+    symmetry search is over all of `nj.Rotations(d)` at noisy visited states (see
+    `ring_study`), and the training uses a decaying learning rate."""
     out = pathlib.Path("noether_jax_out/examples/rnn_ring_symmetry" if out is None else out)
     out.mkdir(parents=True, exist_ok=True)
     k_train, k_sym = jax.random.split(jax.random.key(seed))
+    large = d > 8
     steps = 150 if quick else 400
+    # A fixed 1e-2 diverges into a poor minimum (loss ~0.2) at d = 64; a cosine decay from
+    # 3e-3 learns the memory.
+    lr = optax.cosine_decay_schedule(3e-3, steps) if large else 1e-2
     progress(f"1. training a {d}-unit tanh CTRNN to remember an angle ({steps} Adam steps)")
     t = time.perf_counter()
-    net, task, losses = train_ring(k_train, d, steps=steps)
+    net, task, losses = train_ring(k_train, d, steps=steps, lr=lr)
     progress(f"   task loss {losses[0]:.3f} -> {losses[-1]:.4f} ({time.perf_counter() - t:.0f} s)")
-    st = ring_study(net, task)
+    noise = 0.1 if large else None
+    st = ring_study(net, task, noise=noise, key=jax.random.fold_in(k_train, 1))
     full, sub = st["full"], st["sub"]
     sv_full = np.asarray(full.singular_values)
     sv_sub = np.asarray(sub.singular_values)
-    progress(f"   nj.Rotations({d}) at {st['points'].shape[0]} visited states: singular values "
-             f"{np.array2string(sv_full[:6], precision=3)} ... (no gap: rotations of directions "
-             "the network never visits are unconstrained)")
+    if large:
+        progress(f"   nj.Rotations({d}) ({d * (d - 1) // 2} generators, "
+                 f"{'matrix-free' if full.singular_values.shape[0] < d * (d - 1) // 2 else 'dense'}"
+                 f", {st['full_s']:.0f} s) at {st['points'].shape[0]} states visited under noise "
+                 f"D = {noise}: smallest singular values "
+                 f"{np.array2string(sv_full[:8], precision=4)}")
+    else:
+        progress(f"   nj.Rotations({d}) at {st['points'].shape[0]} visited states: singular values "
+                 f"{np.array2string(sv_full[:6], precision=3)} ... (no gap: rotations of "
+                 "directions the network never visits are unconstrained)")
     progress(f"   rotations of the 3 principal directions of the visited states: singular values "
              f"{np.array2string(sv_sub, precision=3)}")
-    progress(f"   near symmetry (σ = {st['near_sigma']:.3f}): {st['near'].describe()}")
+    progress(f"   near symmetry (σ = {st['near_sigma']:.4f}): "
+             f"{st['near'].describe() if not large else '(a combination of many rotations)'}")
     A = skew_of(st["near"], d)
     overlap = generator_overlap(A, plane_rotation(task.embed))
     progress(f"   its overlap with the rotation of the readout plane QJQᵀ: {overlap:.3f}")
+    if large:
+        progress(f"   relative breaking of QJQᵀ itself at the same states: σ = "
+                 f"{st['plane_sigma']:.4f}")
     rep = st["report"]
     progress(f"   charges along the most likely path memory(0) → memory(π/2), T = "
              f"{float(st['path'].ts[-1]):.0f}, S = {float(st['path'].action):.4f} (D = 1):")
     for line in str(rep).splitlines():
         progress("     " + line)
 
-    progress("2. a network symmetric by construction (3 pairs, W = A⊗I + B⊗J, radial φ)")
-    sym_case = symmetric_case(k_sym)
+    m = d // 2 if large else 3
+    progress(f"2. a network symmetric by construction ({m} pairs, W = A⊗I + B⊗J, radial φ)")
+    t = time.perf_counter()
+    sym_case = symmetric_case(k_sym, m)
+    sym_s = time.perf_counter() - t
     sym = sym_case["symmetries"]
     sv_sym = np.asarray(sym.singular_values)
-    overlap_sym = generator_overlap(skew_of(sym.generators[0], 6),
-                                    skew_of(sym_case["expected"], 6))
-    progress(f"   {int(sym.num_symmetries)} symmetry: {sym.generators[0].describe()} "
+    overlap_sym = generator_overlap(skew_of(sym_case["found"][0], 2 * m),
+                                    skew_of(sym_case["expected"], 2 * m))
+    progress(f"   {int(sym.num_symmetries)} symmetry among nj.Rotations({2 * m}) ({sym_s:.0f} s): "
+             f"{sym_case['found'][0].describe() if not large else '(a combination of rotations)'} "
              f"(expected: the same rotation of every pair; overlap {overlap_sym:.15f})")
-    progress(f"   singular values {np.array2string(sv_sym[:5], precision=3)} ...")
+    progress(f"   singular values {np.array2string(sv_sym[:5], precision=3)} ..."
+             + (f" (converged: {bool(sym.converged)}, {int(sym.iterations)} iterations)"
+                if large else ""))
+    if large:
+        progress(f"   relative breaking of the known pair rotation I⊗J alone at the same points: "
+                 f"σ = {sym_case['expected_sigma']:.1e}")
     progress(f"   |f(x*)| = {float(jnp.linalg.norm(sym_case['net'](0.0, sym_case['x_star']))):.1e} "
              "at the memory x*; charges along the most likely path x* → quarter turn:")
     for line in str(sym_case["report"]).splitlines():
         progress("     " + line)
+    var = np.asarray(rep.relative_variations)
+    svar = np.asarray(sym_case["report"].relative_variations)
+    progress(f"   side by side (d = {d} and {2 * m}):      trained (tanh)   equivariant")
+    progress(f"     smallest σ in Rotations(d):      {sv_full[0]:.3e}      {sv_sym[0]:.3e}")
+    progress(f"     next σ:                          {sv_full[1]:.3e}      {sv_sym[1]:.3e}")
+    progress(f"     overlap with expected rotation:  {overlap:.3e}      {overlap_sym:.15f}")
+    progress(f"     charge variation, near symmetry: {var[0]:.3e}      {svar[0]:.3e}")
+    progress(f"     charge variation, broken:        {var[1]:.3e}      "
+             f"{svar[-1]:.3e}")
 
     res = dict(
         task_loss=losses[-1],
@@ -322,11 +443,16 @@ def run(out=None, *, quick=False, d=8, seed=0, progress=print):
         singular_values_principal=sv_sub.tolist(),
         near_sigma=st["near_sigma"],
         overlap_readout_plane=overlap,
-        trained_charge_variations=np.asarray(rep.relative_variations).tolist(),
+        trained_charge_variations=var.tolist(),
         trained_energy_variation=float(rep.energy_relative_variation),
         symmetric_singular_values=sv_sym.tolist(),
-        symmetric_charge_variations=np.asarray(sym_case["report"].relative_variations).tolist(),
+        symmetric_overlap=overlap_sym,
+        symmetric_charge_variations=svar.tolist(),
     )
+    if large:
+        res["plane_sigma"] = st["plane_sigma"]
+        res["symmetric_expected_sigma"] = sym_case["expected_sigma"]
+        res["symmetric_converged"] = bool(sym.converged)
     _figure(out / "rnn_ring_symmetry.png", net, task, st, sym_case)
     return res
 
@@ -354,7 +480,8 @@ def _figure(path, net, task, st, sym_case):
     for i, (name, sv) in enumerate((
         ("trained, Rotations(d)", st["full"].singular_values),
         ("trained, principal rotations", st["sub"].singular_values),
-        ("equivariant, Rotations(6)", sym_case["symmetries"].singular_values),
+        (f"equivariant, Rotations({sym_case['x_star'].shape[0]})",
+         sym_case["symmetries"].singular_values),
     )):
         sv = np.maximum(np.asarray(sv), 1e-18)
         ax.semilogy(np.arange(len(sv)), sv, "o-", color=f"C{i}", ms=4, label=name)
@@ -385,11 +512,15 @@ def main(argv=None):
     parser.add_argument("--out", default="noether_jax_out/examples/rnn_ring_symmetry",
                         help="output folder (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="a shorter training")
+    parser.add_argument("--d", type=int, default=8,
+                        help="units of the networks (default %(default)s; e.g. 64)")
     opts = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    t = time.perf_counter()
-    run(opts.out, quick=opts.quick)
-    print(f"done in {time.perf_counter() - t:.0f} s; figure in {opts.out}/rnn_ring_symmetry.png")
+    t, c = time.perf_counter(), time.process_time()
+    run(opts.out, quick=opts.quick, d=opts.d)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(f"done in {time.perf_counter() - t:.0f} s wall, {time.process_time() - c:.0f} s CPU, "
+          f"peak RSS {peak:.2f} GiB; figure in {opts.out}/rnn_ring_symmetry.png")
 
 
 if __name__ == "__main__":
