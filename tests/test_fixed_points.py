@@ -218,6 +218,27 @@ def test_maier_stein(ms_points):
     np.testing.assert_allclose(again.xs, fps.xs, atol=1e-12)
 
 
+def test_indexing_matches_the_arrays(ms_points):
+    """`fps[i]`, `fps[-i]`, an index array and a mask give the rows of every array; an index
+    out of range is an `IndexError` (not a clamped row, as a traced index would give)."""
+    fps = ms_points
+    n = len(fps)
+    for i in range(-n, n):
+        p = fps[i]
+        np.testing.assert_array_equal(p.x, fps.xs[i])
+        np.testing.assert_array_equal(p.eigenvalues, fps.eigenvalues[i])
+        assert bool(p.kind == K.stable) == (fps.kind_names[i] == "stable")
+    assert [bool(p.kind == K.saddle) for p in fps] == [k == "saddle" for k in fps.kind_names]
+    for bad in (n, -n - 1):
+        with pytest.raises(IndexError, match="out of range"):
+            fps[bad]
+    sub = fps[jnp.array([2, 0])]
+    np.testing.assert_array_equal(sub.xs, fps.xs[jnp.array([2, 0])])
+    np.testing.assert_array_equal(sub.hits, fps.hits[jnp.array([2, 0])])
+    masked = fps[fps.points.kind == K.stable]
+    np.testing.assert_array_equal(masked.xs, fps.xs[:2])
+
+
 def test_leave_saddle_maier_stein():
     um = nj.leave_saddle(MS, jnp.zeros(2), args=BETA)
     assert bool(um.converged)

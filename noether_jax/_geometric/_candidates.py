@@ -39,6 +39,12 @@ def concrete(*xs) -> bool:
 def stack_trees(items: list) -> Any:
     """Stack equal-structured pytrees (e.g. the solutions of a loop of eager calls) along a
     new leading axis, as `jax.vmap` would return them."""
+    return _stack(tuple(items))
+
+
+@eqx.filter_jit
+def _stack(items: tuple) -> Any:
+    # One compiled program per structure and count, not one per leaf (eager `jnp.stack`).
     return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
 
 

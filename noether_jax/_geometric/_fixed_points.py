@@ -443,13 +443,15 @@ class FixedPoints(eqx.Module):
 
     def __getitem__(self, item):
         if hasattr(item, "__index__") and jnp.ndim(item) == 0:  # int, NumPy/JAX integer
-            i = operator.index(item)
-            return jax.tree.map(lambda a: a[i], self.points)
+            i, n = operator.index(item), len(self)
+            if not -n <= i < n:
+                raise IndexError(f"fixed point {i} out of range for {n} fixed points.")
+            return _take(self.points, jnp.asarray(i % n))
         item = jnp.asarray(item)
         if item.dtype == jnp.bool_:
             item = jnp.nonzero(item)[0]
-        pts = jax.tree.map(lambda a: a[item], self.points)
-        return FixedPoints(pts, self.hits[item], self.num_starts, self.num_converged)
+        pts, hits = _take((self.points, self.hits), item)
+        return FixedPoints(pts, hits, self.num_starts, self.num_converged)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -532,6 +534,14 @@ class FixedPoints(eqx.Module):
         return self._table()
 
     __str__ = __repr__
+
+
+@eqx.filter_jit
+def _take(tree, index):
+    """Every array of `tree` indexed along its first axis by `index` (an integer array, of
+    any shape): one small compiled program per structure and shape, not one per leaf and
+    index (as eager indexing with a Python integer would compile)."""
+    return jax.tree.map(lambda a: a[index], tree)
 
 
 def _fmt_complex(z: complex) -> str:
@@ -756,7 +766,7 @@ def find_fixed_points(
         key=lambda r: (index[reps[r]], center_n[reps[r]] > 0, grid[reps[r]]),
     )
     sel = jnp.asarray([ok[reps[r]] for r in order])
-    pts = jax.tree.map(lambda a: a[sel], fps)
+    pts = _take(fps, sel)
     return FixedPoints(
         pts, jnp.asarray([hits[r] for r in order], jnp.int32), int(points.shape[0]), len(ok)
     )

@@ -9,6 +9,7 @@ so that both symmetry conditions of docs/conventions.md are *linear* in the coef
 """
 
 import abc
+import functools
 import itertools
 import math
 import operator
@@ -296,6 +297,14 @@ def _rotation_pairs(d: int) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(d), 2))
 
 
+@functools.lru_cache(maxsize=16)
+def _rotation_index(d: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The rows and columns `(i, j)`, `i < j`, of `_rotation_pairs(d)` (row-major, as
+    `triu_indices(d, k=1)`)."""
+    pairs = _rotation_pairs(d)
+    return tuple(i for i, _ in pairs), tuple(j for _, j in pairs)
+
+
 class Rotations(AbstractAffineFamily):
     r"""The `d(d−1)/2` infinitesimal rotations `ξ_{ij}(x) = A_{ij} x`, `i < j`, with
     `A_{ij} = e_j e_iᵀ − e_i e_jᵀ` (antisymmetric), i.e. `ξ_{ij} = x_i e_j − x_j e_i`: the
@@ -338,10 +347,10 @@ class Rotations(AbstractAffineFamily):
         return tuple(f"R{i}{sep}{j}" for i, j in _rotation_pairs(self.d))
 
     def _pairs(self):
-        # `triu_indices` is row-major: the lexicographic order of `_rotation_pairs`.
-        with jax.ensure_compile_time_eval():
-            i, j = jnp.triu_indices(self.d, k=1)
-        return i, j
+        # Index arrays built from host integers: constants inside `jit`, and no small
+        # program compiled per dimension (as `jnp.triu_indices` evaluated eagerly would).
+        i, j = _rotation_index(self.d)
+        return jnp.asarray(i, dtype=jnp.int32), jnp.asarray(j, dtype=jnp.int32)
 
     def affine(self, coefficients):
         # `M = Σ c_ij (e_j e_iᵀ − e_i e_jᵀ)`: `M[j, i] = c_ij`, `M[i, j] = −c_ij`.
