@@ -377,21 +377,24 @@ def _best_of(paths, sde, x0, x1, t0, t1, grid, args, action, solver, max_steps, 
     solve = lambda p: _minimize_action(
         sde, x0, x1, t0, t1, grid, args, p, action, solver, max_steps, False, adaptive
     )
+
+    def best(actions, converged):
+        values = jnp.where(converged, actions, jnp.inf)
+        j = jnp.argmin(values)
+        # None converged: report the straight line's (failed) solve.
+        return jnp.where(jnp.isfinite(values[j]), j, 0)
+
     if concrete(paths, sde, x0, x1, t0, t1, grid, args):
         sols = [solve(p) for p in paths]
         actions = jnp.stack([s.action for s in sols])
         converged = jnp.stack([s.converged for s in sols])
+        j = best(actions, converged)
+        sol = sols[int(j)]
     else:
-        sols = jax.vmap(solve)(paths)
-        actions, converged = sols.action, sols.converged
-    values = jnp.where(converged, actions, jnp.inf)
-    j = jnp.argmin(values)
-    # None converged: report the straight line's (failed) solve.
-    j = jnp.where(jnp.isfinite(values[j]), j, 0)
-    if isinstance(sols, list):
-        sol = sols[int(jax.lax.stop_gradient(j))]
-    else:
-        sol = jax.tree.map(lambda a: a[j], sols)
+        batch = jax.vmap(solve)(paths)
+        actions, converged = batch.action, batch.converged
+        j = best(actions, converged)
+        sol = jax.tree.map(lambda a: a[j], batch)
     stats = dict(
         sol.stats,
         candidate_actions=jax.lax.stop_gradient(actions),
