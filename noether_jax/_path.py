@@ -245,8 +245,8 @@ def minimize_action(
       `(c, n_nodes, d)`: these initial paths (e.g. from `nj.route_candidates`, the way to
       use the search under `jit`). With known values the candidates are solved one by
       one by the compiled solver of a single call (under `jit`/`vmap`, in one `jax.vmap`);
-      `sol.stats` gets `candidate_actions`, `candidate_converged` (one entry per candidate, candidate 0
-      the straight line) and `candidate_index` (the one returned). Under `jit`/`vmap`
+      `sol.stats` gets `candidate_actions`, `candidate_converged` (one entry per candidate,
+      candidate 0 the straight line) and `candidate_index` (the one returned). Under `jit`/`vmap`
       `"auto"` is the straight line.
     - `throw`: raise an error if the solve fails. Use `throw=False` in batches to get each
       element's own `result` and `converged`.

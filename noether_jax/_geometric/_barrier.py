@@ -264,20 +264,19 @@ def _connections(sde, a, b, cands, args, check_rtol, batched: bool) -> _Connecti
     eager calls, whose compiled integrator `nj.transition_network` shares."""
     sde, a, b, cands, args = _stop((sde, a, b, cands, args))
     leave = lambda s: leave_saddle(sde, s, args=args, check=False)
-    stack = stack_trees
     if batched:
         cand_fp, pol = _candidates(sde, cands, args, check_rtol)
     else:
         # One compiled polish and classification, whatever the number of candidates.
-        pol = stack([_polish_jit(sde, x, args) for x in cands])
-        cand_fp = stack([classify_fixed_point(sde, x, args, rtol=check_rtol) for x in pol.x])
+        pol = stack_trees([_polish_jit(sde, x, args) for x in cands])
+        cand_fp = stack_trees([classify_fixed_point(sde, x, args, rtol=check_rtol) for x in pol.x])
     ok = _is_saddle(cand_fp) & pol.ok
     # Follow a valid saddle in place of an invalid one: a point without a one-dimensional
     # unstable manifold would give NaN starts, which a batched integrator would carry to
     # its step limit.
     first = jnp.argmax(ok)
     safe = jnp.where(ok[:, None], pol.x, pol.x[first])
-    man = jax.vmap(leave)(safe) if batched else stack([leave(s) for s in safe])
+    man = jax.vmap(leave)(safe) if batched else stack_trees([leave(s) for s in safe])
     tol = 1e-3 * jnp.max(jnp.abs(b - a))
     near = lambda e, z: jnp.max(jnp.abs(e - z), axis=-1) < tol
     plus_b = near(man.plus.x_end, b) & near(man.minus.x_end, a)

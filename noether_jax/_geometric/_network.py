@@ -138,8 +138,9 @@ class TransitionNetwork(eqx.Module):
       not settle at one of the attractors, leaves the box, or both branches reach the same
       attractor); `join_notes[s]` says why (`""` where it joins two).
     - `manifolds`: a tuple of the `m` `nj.UnstableManifold`s (the downhill legs).
-    - The uphill legs, one per (attractor, joining saddle) pair, `n_legs` of them (solved one
-      by one by the same compiled solver): `leg_attractor`, `leg_saddle`, `leg_target` (`Int[n_legs]`: from, over, to),
+    - The uphill legs, one per (attractor, joining saddle) pair, `n_legs` of them (solved
+      one by one by the same compiled solver): `leg_attractor`, `leg_saddle`, `leg_target`
+      (`Int[n_legs]`: from, over, to),
       `uphill` (an `nj.PathSolution` with a leading axis `n_legs`, or `None` if no saddle
       joins two attractors), `leg_actions`, `leg_converged`, `leg_rates` (the escape rate of
       each leg, NaN where unknown or the leg failed) and `leg_prefactors`; the property
