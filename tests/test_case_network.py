@@ -1,5 +1,5 @@
 """Case 3 (the paper's 2-unit attractor network) at reduced size: fixed points, the action
-converged under refinement on adaptive grids, and the route of the slow path."""
+converged under refinement on nested adapted grids, and the route of the slow path."""
 
 import pytest
 
@@ -28,9 +28,12 @@ def test_action_converges_under_refinement(report, T):
     r = report.numbers[T]
     assert all(r["converged"])
     S = r["actions"]
-    # Differences shrink about 4× per doubling of the nodes (second order).
-    assert abs(S[2] - S[1]) < 0.4 * abs(S[1] - S[0])
-    assert abs(S[2] - r["richardson_action"]) < 2e-4 * S[2]
+    # On the nested grids the differences shrink about 4× per doubling of the nodes
+    # (second order) once the coarse grid resolves the sigmoids (the three finest levels).
+    assert len(S) == 4
+    assert abs(S[3] - S[2]) < 0.35 * abs(S[2] - S[1])
+    assert 1.6 < r["observed_order"] < 2.4
+    assert abs(S[3] - r["richardson_action"]) < 2e-4 * S[3]
 
 
 def test_slow_path_route_and_energy(report):
