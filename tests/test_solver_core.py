@@ -425,8 +425,9 @@ class _CountCompiles:
 def test_no_recompilation_on_new_values():
     """`nj.minimize_action` called directly (its own `filter_jit`), again with new `args`
     (a Python float), `x0`, `x1`, `t1` and `D` of the same shapes: no compilation, and the
-    drift is traced no more than the per-call check of its signature (one `eval_shape`).
-    Nor does a jitted derivative compile again for new values."""
+    drift is traced at most once per call (`nj.SDE` calls it as a cached compiled function,
+    so a signature it has seen is not traced again). Nor does a jitted derivative compile
+    again for new values."""
 
     def solve(a, x0, x1, D, T):
         # A grid no other test uses: the first call must trace afresh (a jitted solve of
@@ -447,7 +448,7 @@ def test_no_recompilation_on_new_values():
     n3 = TRACES["ou"]
     assert c1.n >= 1  # the first call compiled (the counter works)
     assert c2.n == 0 and c3.n == 0, (c1.n, c2.n, c3.n)
-    assert n2 - n1 == n3 - n2 < n1 - n0, (n1 - n0, n2 - n1, n3 - n2)
+    assert n2 - n1 == n3 - n2 <= 1, (n1 - n0, n2 - n1, n3 - n2)
     assert bool(sol.converged)
     assert _rel(sol.action, _exact_ou(**new)) < 2e-4  # the new problem was solved
 
@@ -461,6 +462,33 @@ def test_no_recompilation_on_new_values():
     assert c4.n == 0
     assert TRACES["ms"] == n_ms
     assert abs(float(out["primal"][0]) - S_old) > 1e-3
+
+
+def test_drift_traced_once_per_signature():
+    """A fresh solve (value, gradient, block Hessian, line search, grid levels, checks)
+    traces the drift once per distinct signature of its arguments, not once per call site
+    and transformation: a geometric solve traced it 12 times and a default fixed-time call
+    38 times before, a large share of their compile time."""
+
+    def counting():
+        count = {"n": 0}
+
+        def drift(t, x, a):
+            count["n"] += 1
+            return -a * x + jnp.array([0.3, 0.0]) * x[::-1]
+
+        return drift, count
+
+    x0, x1 = jnp.array([0.0, 0.0]), jnp.array([1.0, 0.5])
+    drift, count = counting()
+    # A grid no other test uses: a fresh trace.
+    sol = nj.minimize_geometric_action(nj.SDE(drift, 0.5), x0, x1, n_nodes=45, args=1.2)
+    assert bool(sol.converged)
+    assert 1 <= count["n"] <= 3, count
+    drift, count = counting()
+    sol = nj.minimize_action(nj.SDE(drift, 0.5), x0, x1, 0.0, 2.0, args=1.2)
+    assert bool(sol.converged)
+    assert 1 <= count["n"] <= 3, count
 
 
 # --- geometric action (infinite time) ------------------------------------------------------
