@@ -395,6 +395,21 @@ def _best_of(paths, sde, x0, x1, t0, t1, grid, args, action, solver, max_steps, 
         actions, converged = batch.action, batch.converged
         j = best(actions, converged)
         sol = jax.tree.map(lambda a: a[j], batch)
+    # A descent only lowers a candidate's action: one that stopped unconverged below the
+    # chosen minimum leads to a lower one, so the chosen path is not the global minimum.
+    # (Below by more than round-off and the chosen solve's discretisation error estimate:
+    # a candidate stopped in the same basin is no evidence of another minimum.)
+    S_j = actions[j]
+    margin = jnp.sqrt(jnp.finfo(S_j.dtype).eps) * jnp.abs(S_j)
+    if "error_estimate" in sol.stats:
+        margin = margin + sol.stats["error_estimate"]
+    undercut = jnp.any(~converged & (actions < S_j - margin))
+    result = RESULTS.where(
+        sol.converged & undercut, RESULTS.lower_route_unconverged, sol.result
+    )
+    sol = eqx.tree_at(
+        lambda s: (s.result, s.converged), sol, (result, result == RESULTS.successful)
+    )
     stats = dict(
         sol.stats,
         candidate_actions=jax.lax.stop_gradient(actions),

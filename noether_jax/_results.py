@@ -47,6 +47,13 @@ with warnings.catch_warnings():
             "error of the action (`|S_h − S_2h|/3`, in `sol.stats['error_estimate']`) exceeds "
             "its tolerance: increase `n_nodes` (the finest grid) or `levels`, or loosen `rtol`."
         )
+        lower_route_unconverged = (
+            "The lowest first guess that converged is not established as the global most "
+            "likely path: another candidate route did not converge, and its action is already "
+            "lower (a descent only lowers it further). The returned path is the converged "
+            "local minimum; compare `sol.stats['candidate_actions']` and "
+            "`['candidate_converged']`, and raise `max_steps` or `n_nodes`."
+        )
         not_settled = (
             "The deterministic flow did not come within the stop tolerance of a fixed point before "
             "`t_max`: increase `t_max` or loosen `tol`. Or the flow does not settle at all: it "

@@ -62,6 +62,34 @@ def test_defaults_find_the_global_route_at_T40(default_T40, candidates):
     assert float(d([2.35, 2.35])) < 0.05 and float(d([0.35, 0.35])) > 0.5
 
 
+def test_an_unconverged_lower_route_is_reported():
+    """The lowest *converged* candidate is not the answer when another candidate stopped
+    unconverged at a lower action (a descent only lowers it further): the call says so.
+    At T = 1 the route through the low-low state is a converged local minimum (28.449)
+    above the direct one (27.955); with 4 steps the straight line is already below it but
+    not converged."""
+    T1 = 1.0
+    paths, labels = nj.route_candidates(SDE, X0, X1, 0.0, T1, n_nodes=N, args=case.WIDTH)
+    assert labels[2].count("attractor") == 3  # x0 → a3 → a1 (low-low) → a0 → x1
+    opts = dict(n_nodes=N, args=case.WIDTH, throw=False)
+    low = nj.minimize_action(SDE, X0, X1, 0.0, T1, init=paths[2], max_steps=200, **opts)
+    assert bool(low.converged) and float(low.action) == pytest.approx(28.449, abs=2e-3)
+    cands = jnp.stack([low.xs, paths[0]])
+    sol = nj.minimize_action(SDE, X0, X1, 0.0, T1, candidates=cands, max_steps=4, **opts)
+    S, ok = sol.stats["candidate_actions"], sol.stats["candidate_converged"]
+    assert ok.tolist() == [True, False] and float(S[1]) < float(S[0])
+    assert sol.result == nj.RESULTS.lower_route_unconverged and not bool(sol.converged)
+    assert int(sol.stats["candidate_index"]) == 0
+    np.testing.assert_allclose(sol.xs, low.xs, rtol=0, atol=1e-9)  # the local minimum
+    with pytest.raises(Exception, match="not established as the global"):
+        nj.minimize_action(SDE, X0, X1, 0.0, T1, candidates=cands, max_steps=4,
+                           n_nodes=N, args=case.WIDTH)
+    # Given the steps, the straight line converges to the lower minimum: no doubt left.
+    full = nj.minimize_action(SDE, X0, X1, 0.0, T1, candidates=cands, max_steps=200, **opts)
+    assert bool(full.converged) and int(full.stats["candidate_index"]) == 1
+    assert float(full.action) == pytest.approx(27.955, abs=2e-3)
+
+
 def _ou(t, x, a):
     return -a * x
 
