@@ -148,3 +148,12 @@ def bisect_grid(s: Float[Array, " n"]) -> Float[Array, " 2n-1"]:
     mid = 0.5 * (s[:-1] + s[1:])
     inner = jnp.stack([s[:-1], mid], axis=1).reshape(-1)
     return jnp.concatenate([inner, s[-1:]])
+
+
+def halve_steps(
+    s: Float[Array, " n"], xs: Float[Array, "n d"]
+) -> tuple[Float[Array, " 2n-1"], Float[Array, "2n-1 d"]]:
+    """The next level of nested grids (`nj.Refine`): every step of `s` halved, and the
+    path `xs` interpolated onto it as the warm start."""
+    s_fine = bisect_grid(s)
+    return s_fine, interpolate_path(s_fine, s, xs)

@@ -9,7 +9,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float
 
 from ._action import AbstractAction, FreidlinWentzell
-from ._mesh import AdaptiveGrid, Refine, bisect_grid, interpolate_path
+from ._mesh import AdaptiveGrid, Refine, halve_steps, interpolate_path
 from ._sde import (
     SDE,
     as_endpoints,
@@ -89,9 +89,8 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
         y, _, _ = solve_problem(problem, solver, y, max_steps=max_steps)
         S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-        s_fine = bisect_grid(s)
-        y = interpolate_path(s_fine, s, xs)[1:-1]
-        s = s_fine
+        s, xs = halve_steps(s, xs)
+        y = xs[1:-1]
     stop = jax.lax.stop_gradient
     return stop(s), stop(y), stop(S_coarse)
 

@@ -16,7 +16,7 @@ from noether_jax import (
     minimize_geometric_action,
     route_candidates,
 )
-from noether_jax._mesh import bisect_grid, interpolate_path
+from noether_jax._mesh import halve_steps
 from ._common import CaseReport, Progress, out_dir
 
 NAME = "attractor-network"
@@ -167,8 +167,8 @@ def run(out=None, *, quick: bool = False, progress=None) -> CaseReport:
             # grid halved (the node density is kept, so the action converges at second
             # order and Richardson applies), warm-started from the coarser path.
             s_prev = (prev.ts - prev.ts[0]) / (prev.ts[-1] - prev.ts[0])
-            grid = bisect_grid(s_prev)
-            sols.append(_solve(sde, T, n, interpolate_path(grid, s_prev, prev.xs), grid))
+            grid, init = halve_steps(s_prev, prev.xs)
+            sols.append(_solve(sde, T, n, init, grid))
         S = [float(s.action) for s in sols]
         d1, d2 = abs(S[-2] - S[-3]), abs(S[-1] - S[-2])
         order = float(jnp.log2(d1 / d2)) if d2 > 0 else float("inf")
