@@ -122,16 +122,65 @@ def test_incomplete_when_more_symmetries_than_returned():
     assert bool(mf10().complete)
 
 
-def test_known_rotation_found_matrix_free_d32():
+def test_known_rotation_found_matrix_free_and_dense_d32():
     d = 32
     sde = one_rotation_sde(d)
-    res = nj.find_symmetries(sde, nj.Rotations(d), args=(0.0, 1.0))
-    assert res.method == "matrix_free"  # chosen automatically at this size
+    fam = nj.Rotations(d)
+    res = nj.find_symmetries(sde, fam, args=(0.0, 1.0), method="matrix_free", n_points=40)
     assert bool(res.converged) and bool(res.complete)
     assert len(res.generators) == 1
-    np.testing.assert_allclose(res.basis[0], jnp.eye(res.family.size)[0], atol=1e-8)
+    np.testing.assert_allclose(res.basis[0], jnp.eye(fam.size)[0], atol=1e-8)
     assert res.generators[0].describe() == "R0,1"
     assert res.singular_values[0] < 1e-10 and res.singular_values[1] > 1e-3
+    # The same points, every singular value: `"auto"` is dense at this size (the compact
+    # matrices of an affine family, 496 columns).
+    dense = nj.find_symmetries(sde, fam, args=(0.0, 1.0), n_points=40)
+    assert dense.method == "dense" and dense.singular_values.shape == (fam.size,)
+    assert [g.describe() for g in dense.generators] == ["R0,1"]
+    np.testing.assert_allclose(dense.basis[0], res.basis[0], atol=1e-8)
+    np.testing.assert_allclose(dense.singular_values[1:8], res.singular_values[1:8], rtol=1e-6)
+    # Larger families go matrix-free by default (the dense matrices would pass 2**26 floats).
+    assert nj_choose(nj.Rotations(64), sde) == "matrix_free"
+    assert nj_choose(nj.Rotations(48), sde) == "dense"
+
+
+def nj_choose(family, sde):
+    from noether_jax._symmetry._find import _choose_method
+
+    return _choose_method(family, None, None, None, callable(sde.diffusion))
+
+
+@pytest.mark.parametrize("noise", ["constant", "state-dependent"])
+def test_dense_affine_equals_the_per_point_form(noise):
+    # `method="dense"` builds an affine family's matrices with the matrix-free operators
+    # (`_find_affine`); the same rotations given as plain vector fields (`VectorFieldBasis`)
+    # take the per-point form (`_find`). Same conditions, same answer. A drift with one
+    # rotation symmetry (of the (x0, x1) plane) that depends on time, at two times.
+    d = 3
+    fam = nj.Rotations(d)
+    A = jax.vmap(lambda c: fam.affine(c)[0])(jnp.eye(fam.size))
+    fields = nj.VectorFieldBasis([lambda x, M=M: M @ x for M in A], d=d)
+
+    def f(t, x, a):
+        r2 = x[0] ** 2 + x[1] ** 2
+        return jnp.array([(1 - r2) * x[0] - x[1], (1 - r2) * x[1] + x[0],
+                          -x[2] + jnp.sin(t) * r2])
+
+    D = (lambda t, x, a: (1.0 + x[0] ** 2 + x[1] ** 2) * jnp.diag(jnp.array([1.0, 1.0, 2.0]))
+         if noise == "state-dependent" else jnp.array([0.5, 0.5, 1.0]))
+    sde = nj.SDE(f, D)
+    kw = dict(times=jnp.array([0.0, 0.5]), n_points=12)
+    a = nj.find_symmetries(sde, fam, method="dense", **kw)
+    b = nj.find_symmetries(sde, fields, method="dense", **kw)
+    np.testing.assert_allclose(a.singular_values, b.singular_values, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(a.drift_singular_values, b.drift_singular_values, rtol=1e-10,
+                               atol=1e-14)
+    assert int(a.num_symmetries) == int(b.num_symmetries) == 1
+    np.testing.assert_allclose(a.basis, b.basis, atol=1e-10)
+    assert [g.describe() for g in a.generators] == ["R01"]  # below d = 10: no comma
+    for key in ("length", "drift", "noise", "rate"):
+        np.testing.assert_allclose(a.scales[key], b.scales[key], rtol=1e-12)
+    np.testing.assert_allclose(a.drift_time_dependence, b.drift_time_dependence, rtol=1e-10)
 
 
 def test_too_few_points():

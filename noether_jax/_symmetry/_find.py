@@ -240,7 +240,10 @@ def _canonical_basis(directions, null):
     sign = jnp.sign(B[first, jnp.arange(m)])
     sign = jnp.where(sign == 0, 1.0, sign)
     basis = (B * sign[None, :]).T
-    return jnp.where(mk[:, None], basis, 0.0)
+    # Order: by the first significant entry (pivots of equal size, e.g. the three rotations
+    # of an isotropic system, would otherwise be ordered by round-off).
+    order = jnp.argsort(jnp.where(mk, first, k), stable=True)
+    return jnp.where(mk[:, None], basis[order], 0.0)
 
 
 def _split_null(directions, null, values, tol):
@@ -477,19 +480,19 @@ class Symmetries(eqx.Module):
 
 
 @eqx.filter_jit
-def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) -> Symmetries:
-    cond = _checked_conditions(
-        sde, family, points, times, check_times, args, inputs_finite, "nj.find_symmetries"
-    )
-    W, keep = _whitening(cond.norm, rtol)
-    S, dirs, _, _, tol = _spectrum(
-        jnp.concatenate([cond.drift, cond.metric], axis=0), W, keep, rtol
-    )
-    S_f, dirs_f, _, _, _ = _spectrum(cond.drift, W, keep, rtol)
-    values = _values_op(family, points, cond.length_scale)
+def _dense_answer(family, C, C_drift, norm, values, rtol, *, time_dependence, scales):
+    """The dense search's answer: every singular value of the conditions `C` (all of them)
+    and `C_drift` (the drift's alone), in the coefficients whitened by the size rows `norm`
+    (any matrices with these right singular vectors and values, e.g. triangular factors).
+    `time_dependence = (r_f, r_D)`, `scales`: the normalisation (`length`, `drift`, `noise`,
+    `rate`)."""
+    W, keep = _whitening(norm, rtol)
+    S, dirs, _, _, tol = _spectrum(C, W, keep, rtol)
+    S_f, dirs_f, _, _, _ = _spectrum(C_drift, W, keep, rtol)
     basis, num, ubasis, num_u = _split_null(dirs, S <= tol, values, tol)
     basis_f, num_f, _, _ = _split_null(dirs_f, S_f <= tol, values, tol)
-    td = jnp.sqrt(cond.drift_time_dependence**2 + cond.noise_time_dependence**2)
+    r_f, r_D = time_dependence
+    td = jnp.sqrt(r_f**2 + r_D**2)
     return Symmetries(
         family=family,
         singular_values=S,
@@ -503,21 +506,83 @@ def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) ->
         num_redundant=jnp.sum(~keep),
         time_translation=td <= rtol,
         time_dependence=td,
-        drift_time_dependence=cond.drift_time_dependence,
-        noise_time_dependence=cond.noise_time_dependence,
+        drift_time_dependence=r_f,
+        noise_time_dependence=r_D,
         tolerance=tol,
-        scales=dict(
-            length=cond.length_scale,
-            drift=cond.drift_scale,
-            noise=cond.noise_scale,
-            rate=cond.rate,
-        ),
+        scales=scales,
         undetermined_basis=ubasis,
         num_undetermined=num_u,
         converged=jnp.array(True),
         iterations=jnp.array(0),
         complete=jnp.array(True),
         method="dense",
+    )
+
+
+def _find(sde, family, points, times, check_times, args, rtol, inputs_finite) -> Symmetries:
+    cond = _checked_conditions(
+        sde, family, points, times, check_times, args, inputs_finite, "nj.find_symmetries"
+    )
+    return _dense_answer(
+        family,
+        jnp.concatenate([cond.drift, cond.metric], axis=0),
+        cond.drift,
+        cond.norm,
+        _values_op(family, points, cond.length_scale),
+        rtol,
+        time_dependence=(cond.drift_time_dependence, cond.noise_time_dependence),
+        scales=dict(
+            length=cond.length_scale, drift=cond.drift_scale, noise=cond.noise_scale,
+            rate=cond.rate,
+        ),
+    )
+
+
+def _scales_checked(sde, points, times, check_times, args, inputs_finite) -> _matfree.Scales:
+    """The normalisation of the conditions (`_matfree.scales`), with the run-time checks of
+    the inputs and of the system at the points."""
+    sc = _matfree.scales(sde, points, times, check_times, args)
+    finite = jnp.array(True)
+    for a in jax.tree.leaves(sc):
+        finite = finite & jnp.all(jnp.isfinite(a))
+    sc = eqx.error_if(
+        sc, ~inputs_finite, "`nj.find_symmetries`: `args`, `points` or `times` contain NaN or "
+        "infinity."
+    )
+    return eqx.error_if(
+        sc,
+        inputs_finite & ~finite,
+        "`nj.find_symmetries`: the drift or the diffusion (or their derivatives in x or t) is "
+        "NaN or infinite at some of the points and times: give points where the system is "
+        "defined.",
+    )
+
+
+@eqx.filter_jit
+def _find_affine(sde, family, points, times, check_times, args, rtol, inputs_finite) -> Symmetries:
+    """`method="dense"` for an affine family (`ξ_c(x) = M_c x + b_c`): the SVDs of `_find`,
+    of the same conditions, with the matrices built column by column by the matrix-free
+    operators (`_matfree.operators` applied to the unit coefficient vectors). An affine
+    generator's Jacobian is the same at every point and a constant noise gives a single
+    metric block, so the matrices hold `(T P d + d² + P d + d²) k` floats instead of the
+    `O(P k d²)` of the per-point form (`Rotations(64)`: 0.3 GB instead of ~70 GB). Each
+    tall matrix is reduced to its triangular factor (`C = Q R`: the same singular values and
+    right singular vectors) before its SVD."""
+    sc = _scales_checked(sde, points, times, check_times, args, inputs_finite)
+    ops = _matfree.operators(sde, family, points, times, args, sc)
+    eye = jnp.eye(family.size, dtype=points.dtype)
+    drift = _matfree.flat_block(ops.drift, eye)
+    metric = _matfree.flat_block(ops.metric, eye)
+    r = lambda A: jnp.linalg.qr(A, mode="r")
+    return _dense_answer(
+        family,
+        r(jnp.concatenate([drift, metric], axis=0)),
+        r(drift),
+        r(_matfree.flat_block(ops.norm, eye)),
+        ops.values,
+        rtol,
+        time_dependence=(sc.drift_time_dependence, sc.noise_time_dependence),
+        scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
     )
 
 
@@ -531,21 +596,7 @@ def _values_op(family, points, ell):
 def _find_matrix_free(
     sde, family, points, times, check_times, args, rtol, inputs_finite, key, num, max_iters
 ) -> Symmetries:
-    sc = _matfree.scales(sde, points, times, check_times, args)
-    finite = jnp.array(True)
-    for a in jax.tree.leaves(sc):
-        finite = finite & jnp.all(jnp.isfinite(a))
-    sc = eqx.error_if(
-        sc, ~inputs_finite, "`nj.find_symmetries`: `args`, `points` or `times` contain NaN or "
-        "infinity."
-    )
-    sc = eqx.error_if(
-        sc,
-        inputs_finite & ~finite,
-        "`nj.find_symmetries`: the drift or the diffusion (or their derivatives in x or t) is "
-        "NaN or infinite at some of the points and times: give points where the system is "
-        "defined.",
-    )
+    sc = _scales_checked(sde, points, times, check_times, args, inputs_finite)
     ops = _matfree.operators(sde, family, points, times, args, sc)
     k = family.size
     block = min(k, num + max(4, num // 2))
@@ -792,11 +843,14 @@ def find_symmetries(
       time-translation check then uses a few fixed times (`DEFAULT_CHECK_TIMES`).
     - `args`: passed to the drift and diffusion.
     - `method`: `"dense"` (the SVD of the whole constraint matrix: every singular value,
-      memory `O(P k d²)`), `"matrix_free"` (the `num_smallest` smallest singular triplets by
-      a preconditioned LOBPCG on the operator applied by JVPs, memory `O(P d + d²)` per
+      exact to round-off; memory `O(P k d²)`, or `O((P d + d²) k)` for an affine family
+      with a constant `D`, whose matrix is built column by column by the matrix-free
+      operators), `"matrix_free"` (the `num_smallest` smallest singular triplets by a
+      preconditioned LOBPCG on the operator applied by JVPs, memory `O(P d + d²)` per
       vector for affine families and constant `D`; see below), or `"auto"` (default: dense
-      while its matrices hold at most `DENSE_LIMIT = 2**24` floats, e.g. `nj.Rotations(d)`
-      up to `d ≈ 20`, `nj.LinearGenerators(d)` up to `d ≈ 12`).
+      while its matrices hold at most `2**26` floats for an affine family, `2**24`
+      otherwise: at the default points `nj.Rotations(d)` up to `d = 59`,
+      `nj.LinearGenerators(d)` up to `d = 49`).
     - `num_smallest`: how many singular triplets the matrix-free path returns (default 8,
       at most `k`). If all of them are symmetries, `res.complete` is `False`: ask for more.
     - `max_iters`: iteration limit of the matrix-free eigensolver (default 2000;
@@ -845,10 +899,11 @@ def find_symmetries(
     are known; under `jit`/`vmap`, non-finite inputs, or a drift or noise that is not finite
     at the points, raise at run time (`eqx.error_if`).
 
-    **Cost.** `P m (k + d)` JVPs of the drift (and of `D` if callable), memory
-    `O(P m k d²)`, and an SVD of a `P m (d + d(d+1)/2) × k` matrix: cheap for
-    `nj.LinearGenerators(d)` (`k = d²`) up to `d ≈ 10–20`; use `nj.Rotations(d)` or your own
-    smaller family beyond.
+    **Cost** of the dense search. `P m (k + d)` JVPs of the drift (and of `D` if callable),
+    memory `O(P m k d²)`, and an SVD of a `P m (d + d(d+1)/2) × k` matrix; for an affine
+    family (`nj.Rotations`, `nj.LinearGenerators`, ...) with a constant `D`, memory
+    `O((P m d + d²) k)` and a QR of that matrix followed by an SVD of `k × k`: seconds up
+    to `k ≈ 2000` (`nj.Rotations(64)`), and the matrix-free search beyond.
     """
     where = "nj.find_symmetries"
     if method not in ("auto", "dense", "matrix_free"):
@@ -865,7 +920,9 @@ def find_symmetries(
     if subspace is not None:
         family = _in_subspace(family, subspace, points, where)
     if isinstance(family, AbstractGeneratorFamily) and method == "auto":
-        method = _choose_method(family, points, times, n_points)
+        method = _choose_method(
+            family, points, times, n_points, callable(getattr(sde, "diffusion", None))
+        )
     if (
         points is None
         and n_points is None
@@ -903,7 +960,8 @@ def find_symmetries(
             f"`{where}`: `rtol` must be a positive, finite float, got {rtol!r}."
         )
     if method == "dense":
-        return _find(
+        find = _find_affine if _matfree.is_affine(family) else _find
+        return find(
             sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype),
             inputs_finite,
         )
@@ -966,6 +1024,8 @@ def _in_subspace(family, subspace, points, where):
 
 # Above this many floats in the dense constraint matrices, `method="auto"` goes matrix-free.
 DENSE_LIMIT = 2**24
+# The same for the compact matrices of an affine family (`_find_affine`: 0.5 GB in float64).
+AFFINE_DENSE_LIMIT = 2**26
 VALUE_TOL = 1e-4
 
 
@@ -976,9 +1036,11 @@ def default_matrix_free_points(family) -> int:
     return max(32, 2 * (-(-k // d)) + 8)
 
 
-def _choose_method(family, points, times, n_points) -> str:
-    """`"dense"` when the dense matrices (drift, metric and size rows, `k` columns, and the
-    basis Jacobians) hold at most `DENSE_LIMIT` floats, else `"matrix_free"`."""
+def _choose_method(family, points, times, n_points, noise_callable: bool) -> str:
+    """`"dense"` when the dense matrices hold at most `DENSE_LIMIT` floats (the per-point form:
+    drift, metric and size rows, `k` columns, and the basis Jacobians) or, for an affine
+    family, `AFFINE_DENSE_LIMIT` (its compact form, see `_find_affine`); else
+    `"matrix_free"`."""
     d = family.dim
     if d is None:
         d = jnp.shape(points)[1] if points is not None and jnp.ndim(points) == 2 else None
@@ -991,5 +1053,11 @@ def _choose_method(family, points, times, n_points) -> str:
     )
     T = 1 if times is None else max(1, int(jnp.size(times)))
     k = family.size
+    if _matfree.is_affine(family):
+        # drift rows, metric rows (one block, or one per sample), size rows, and the `k`
+        # generator matrices the columns are built from
+        metric = T * P * d * d if noise_callable else d * d
+        floats = k * (T * P * d + metric + P * d + 2 * d * d)
+        return "dense" if floats <= AFFINE_DENSE_LIMIT else "matrix_free"
     floats = k * (P * T * (d + d * (d + 1) // 2) + P * (d + 2 * d * d))
     return "dense" if floats <= DENSE_LIMIT else "matrix_free"

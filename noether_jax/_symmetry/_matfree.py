@@ -291,7 +291,7 @@ def _gram(op, k, dtype):
     return jax.vmap(one, in_axes=1, out_axes=1)
 
 
-def _flat_block(op, V):
+def flat_block(op, V):
     """The matrix `[op(v_1), ..., op(v_n)]` (rows: every output entry)."""
 
     def one(v):
@@ -314,10 +314,10 @@ def smallest_singular(C, Nop, k, X0, *, num, tol, value_tol, max_iters, precondi
     )
     # σ from `C V` itself (not from the squared eigenvalues): an SVD of the tall block. The
     # columns of X are N-orthonormal; re-orthonormalise them exactly first (`N X = Q R`).
-    NX = _flat_block(Nop, X)
+    NX = flat_block(Nop, X)
     _, Rn = jnp.linalg.qr(NX)
     X = jax.scipy.linalg.solve_triangular(Rn.T, X.T, lower=True).T
-    CX = _flat_block(C, X)
+    CX = flat_block(C, X)
     _, S, VT = jnp.linalg.svd(CX, full_matrices=False)
     S, V = S[::-1], VT[::-1].T
     dirs = X @ V
