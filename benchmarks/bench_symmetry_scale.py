@@ -15,6 +15,7 @@ drift is equivariant under rotations of the `(x_0, x_1)` plane (`f_y` is built f
 `W` leaves no other rotation. `ε ≠ 0` breaks it with a singular value `∝ ε`.
 
 Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`, `lin:D`,
+`drot:D`, `dlin:D` (the same with `method="dense"`),
 `eps:D`, `charge:D[:N]`, `known:D[:N]` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
 """
 
@@ -54,9 +55,13 @@ def make(d, eps=0.0, seed=0):
 kind, d = sys.argv[1], int(sys.argv[2])
 out = dict(case=f"{kind}:{d}")
 t0, c0 = time.time(), time.process_time()
-if kind in ("rot", "lin"):
-    fam = nj.Rotations(d) if kind == "rot" else nj.LinearGenerators(d)
-    res = nj.find_symmetries(make(d), fam, args=0.0, method="matrix_free")
+if kind in ("rot", "lin", "drot", "dlin"):
+    # `drot`, `dlin`: `method="dense"` (for these affine families, the compact matrices
+    # built by the matrix-free operators; every singular value) at the same points.
+    fam = nj.Rotations(d) if kind in ("rot", "drot") else nj.LinearGenerators(d)
+    method = "dense" if kind[0] == "d" else "matrix_free"
+    n_pts = max(32, 2 * (-(-fam.size // d)) + 8)
+    res = nj.find_symmetries(make(d), fam, args=0.0, method=method, n_points=n_pts)
     S = np.asarray(res.singular_values)
     gens = res.generators
     out.update(
@@ -67,7 +72,7 @@ if kind in ("rot", "lin"):
         sigma=[float(s) for s in S[:4]], converged=bool(res.converged),
         iterations=int(res.iterations),
     )
-    if kind == "rot":
+    if kind in ("rot", "drot"):
         # exactly R0,1: coefficient vector e_0 (pair (0, 1) is the first)
         c = np.asarray(res.basis[0])
         out["error_vs_R01"] = float(np.linalg.norm(c - np.eye(fam.size)[0]))

@@ -23,21 +23,19 @@
 
 At network scale (`--d 64`): the same task with 64 units (Adam with a cosine-decaying
 learning rate from 3e-3), and the search over the whole of `nj.Rotations(64)` (2016
-generators; `nj.find_symmetries` goes matrix-free by itself), no projection. The noise-free
-task states span too few directions (rotations of the others come out as a dense,
-unconverged cluster of near-null directions), so the points are states visited under
-noise `D = 0.1` (`noisy_visited_states`), which have extent in every direction. What it
-finds (see benchmarks/RESULTS.md): no isolated near symmetry. The smallest singular values
-form a dense cluster near 1e-2 whose directions are generic combinations of rotations
-(overlap with `Q J Qᵀ` a few percent), while the readout-plane rotation itself is broken
-at ~8% at the same states: the trained tanh network is not close to rotation-equivariant
-in `R^64`, and no charge is nearly constant along the path between two memories. The
-equivariant network of the same size (32 pairs) is exactly symmetric under the pair rotation
-(printed: its breaking alone at the search's points), but the matrix-free search does not
-find it among the 2016 rotations: LOBPCG stops unconverged at its iteration limit with a
-dense cluster of singular values near 1e-3 (the leak `−x`, which every rotation conserves,
-dominates the drift at the points), so the smallest direction it returns is not the pair
-rotation and its charge is not constant. Both are printed side by side.
+generators, every singular value: `method="auto"` takes the dense search, whose matrices
+for an affine family are built by the matrix-free operators), no projection. The noise-free
+task states span too few directions (rotations of the others are unconstrained there), so
+the points are states visited under noise `D = 0.1` (`noisy_visited_states`), which have
+extent in every direction. What it finds (see benchmarks/RESULTS.md): the trained tanh
+network has no isolated near symmetry. Its smallest singular values form a dense cluster
+near 1e-2 whose directions are generic combinations of rotations (overlap with `Q J Qᵀ` a
+few percent), while the readout-plane rotation itself is broken at ~8% at the same states:
+the trained network is not close to rotation-equivariant in `R^64`, and no charge is nearly
+constant along the path between two memories. The equivariant network of the same size
+(32 pairs) has exactly one symmetry among the 2016 rotations, found with a singular value
+at round-off (the next at ~2e-3): the simultaneous rotation of every pair, whose charge is
+constant to round-off along the most likely path. Both are printed side by side.
 
 Prints the numbers (and, from the command line, wall time, CPU time and peak memory);
 writes `rnn_ring_symmetry.png` into DIR (default `noether_jax_out/examples/rnn_ring_symmetry/`).
@@ -381,7 +379,7 @@ def run(out=None, *, quick=False, d=8, seed=0, progress=print):
     sv_sub = np.asarray(sub.singular_values)
     if large:
         progress(f"   nj.Rotations({d}) ({d * (d - 1) // 2} generators, "
-                 f"{'matrix-free' if full.singular_values.shape[0] < d * (d - 1) // 2 else 'dense'}"
+                 f"{full.method.replace('_', '-')}"
                  f", {st['full_s']:.0f} s) at {st['points'].shape[0]} states visited under noise "
                  f"D = {noise}: smallest singular values "
                  f"{np.array2string(sv_full[:8], precision=4)}")
