@@ -246,3 +246,25 @@ def test_subspace_search():
     assert [g.describe() for g in res2.generators] == ["uR01"]
     with pytest.raises(ValueError, match="subspace"):
         nj.find_symmetries(SDE_PLANES, nj.Rotations(6), points=DATA, subspace=jnp.eye(5))
+
+
+@pytest.mark.parametrize("method", ["dense", "matrix_free"])
+def test_jit_vmap_over_parameters_equals_a_loop(method):
+    # Both searches of an affine family, batched over the symmetry-breaking parameter:
+    # the same singular values as one call per element; σ₁ ∝ ε.
+    sde = one_rotation_sde(6)
+    pts = jax.random.normal(jax.random.key(0), (16, 6))
+
+    def smallest(eps):
+        res = nj.find_symmetries(sde, nj.Rotations(6), points=pts, method=method,
+                                 args=(eps, jnp.asarray(1.0)))
+        return res.singular_values[:3], res.num_symmetries
+
+    eps = jnp.array([0.0, 1e-3, 1e-2])
+    batched, num = jax.jit(jax.vmap(smallest))(eps)
+    for i, e in enumerate(eps):
+        s, n = smallest(e)
+        np.testing.assert_allclose(batched[i], s, rtol=1e-10, atol=1e-15)
+        assert int(num[i]) == int(n) == (1 if i == 0 else 0)
+    assert batched[0, 0] < 1e-14 and batched[0, 1] > 1e-2
+    np.testing.assert_allclose(batched[2, 0] / batched[1, 0], 10.0, rtol=1e-3)
