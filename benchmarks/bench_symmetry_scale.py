@@ -15,7 +15,7 @@ drift is equivariant under rotations of the `(x_0, x_1)` plane (`f_y` is built f
 `W` leaves no other rotation. `ε ≠ 0` breaks it with a singular value `∝ ε`.
 
 Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`, `lin:D`,
-`drot:D`, `dlin:D` (the same with `method="dense"`),
+`drot:D`, `dlin:D` (the same with `method="dense"`; `rot:D:I` caps LOBPCG at `I` iterations),
 `eps:D`, `charge:D[:N]`, `known:D[:N]` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
 """
 
@@ -61,7 +61,8 @@ if kind in ("rot", "lin", "drot", "dlin"):
     fam = nj.Rotations(d) if kind in ("rot", "drot") else nj.LinearGenerators(d)
     method = "dense" if kind[0] == "d" else "matrix_free"
     n_pts = max(32, 2 * (-(-fam.size // d)) + 8)
-    res = nj.find_symmetries(make(d), fam, args=0.0, method=method, n_points=n_pts)
+    kw = dict(max_iters=int(sys.argv[3])) if len(sys.argv) > 3 else {}
+    res = nj.find_symmetries(make(d), fam, args=0.0, method=method, n_points=n_pts, **kw)
     S = np.asarray(res.singular_values)
     gens = res.generators
     out.update(

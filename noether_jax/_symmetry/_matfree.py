@@ -80,7 +80,8 @@ class Scales(eqx.Module):
 def scales(sde, points, times, check_times, args) -> Scales:
     """`ℓ`, `s_f`, `s_D`, `ν` and the relative time dependences, with the formulas of
     `nj.SymmetryConditions`. The Jacobian norms `‖∂f/∂x‖_F` (and `‖∂D/∂x‖`) are computed
-    point by point (`lax.map`), so memory stays `O(d²)` (`O(d³)` for a callable `D`)."""
+    point by point and their means accumulated (`lax.scan`), so memory stays `O(d²)` (`O(d³)`
+    for a callable `D`)."""
     P, d = points.shape
     dtype = points.dtype
     noise_callable = callable(sde.diffusion)
@@ -110,10 +111,10 @@ def scales(sde, points, times, check_times, args) -> Scales:
     T = times.shape[0]
     tt = jnp.repeat(times, P)
     xx = jnp.tile(points, (T, 1))
-    f_size2, D_size2, D_norm2, JtJ, Jm = jax.lax.map(at, (tt, xx), batch_size=8)
-    s_f = jnp.sqrt(jnp.mean(f_size2))
-    s_D = jnp.sqrt(jnp.mean(D_size2))
-    nu = s_f + jnp.sqrt(jnp.mean(D_norm2)) / ell2
+    f_size2, D_size2, D_norm2, JtJ, Jm = _mean_over_samples(at, tt, xx)
+    s_f = jnp.sqrt(f_size2)
+    s_D = jnp.sqrt(D_size2)
+    nu = s_f + jnp.sqrt(D_norm2) / ell2
     nu_safe = jnp.where(nu > 0, nu, 1.0)
 
     dt_sizes = time_derivative_sizes(sde, args, D_full if noise_callable else None, d, dtype)
@@ -133,9 +134,34 @@ def scales(sde, points, times, check_times, args) -> Scales:
         rate=nu,
         drift_time_dependence=jnp.sqrt(jnp.mean(ft2)) / (ell * nu_safe**2),
         noise_time_dependence=jnp.sqrt(jnp.mean(Dt2)) / (ell2 * nu_safe**2),
-        jac_gram=jnp.mean(JtJ, axis=0),
-        jac_mean=jnp.mean(Jm, axis=0),
+        jac_gram=JtJ,
+        jac_mean=Jm,
     )
+
+
+def _mean_over_samples(fn, tt, xx, batch: int = 8):
+    """The mean of `fn((t, x))` (a tuple of arrays) over the samples `(tt[i], xx[i])`,
+    accumulated `batch` samples at a time: memory of one batch, not of every sample (the
+    `d × d` Jacobian products of `scales` at a thousand points and `d = 1024` would take
+    17 GB)."""
+    n = tt.shape[0]
+    pad = -n % batch
+    weight = (jnp.arange(n + pad) < n).astype(xx.dtype).reshape(-1, batch)
+    tt = jnp.concatenate([tt, jnp.broadcast_to(tt[-1:], (pad,))]).reshape(-1, batch)
+    xx = jnp.concatenate([xx, jnp.broadcast_to(xx[-1:], (pad, xx.shape[1]))])
+    xx = xx.reshape(-1, batch, xx.shape[1])
+    many = jax.vmap(lambda t, x: fn((t, x)))
+
+    def add(total, chunk):
+        t, x, w = chunk
+        out = many(t, x)
+        return jax.tree.map(lambda a, o: a + jnp.tensordot(w, o, axes=1), total, out), None
+
+    zeros = jax.tree.map(
+        lambda o: jnp.zeros(o.shape[1:], o.dtype), jax.eval_shape(many, tt[0], xx[0])
+    )
+    total, _ = jax.lax.scan(add, zeros, (tt, xx, weight))
+    return jax.tree.map(lambda a: a / n, total)
 
 
 class Operators(eqx.Module):
