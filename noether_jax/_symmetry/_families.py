@@ -354,14 +354,18 @@ class Rotations(AbstractAffineFamily):
 
     def affine(self, coefficients):
         # `M = Σ c_ij (e_j e_iᵀ − e_i e_jᵀ)`: `M[j, i] = c_ij`, `M[i, j] = −c_ij`.
+        # The pairs are in bounds by construction: no bounds checks (at d = 1024 their
+        # reductions over the 523,776 pairs took XLA seconds to constant-fold).
         c = jnp.asarray(coefficients)
         i, j = self._pairs()
-        M = jnp.zeros((self.d, self.d), c.dtype).at[j, i].add(c).at[i, j].add(-c)
+        M = jnp.zeros((self.d, self.d), c.dtype)
+        M = M.at[j, i].add(c, mode="promise_in_bounds").at[i, j].add(-c, mode="promise_in_bounds")
         return M, jnp.zeros((self.d,), c.dtype)
 
     def affine_transpose(self, M_bar, b_bar):
         i, j = self._pairs()
-        return M_bar[j, i] - M_bar[i, j]
+        get = lambda r, s: M_bar.at[r, s].get(mode="promise_in_bounds")
+        return get(j, i) - get(i, j)
 
     def basis(self, x):
         # Row `ij`: `x_i e_j − x_j e_i`.
