@@ -62,13 +62,13 @@ def _release_compiled_programs_near_the_limit():
 # at the end (with `--no-loadscope-reorder`: xdist's own order is by number of tests). A
 # file not listed runs after these.
 _COST_ORDER = (
-    "test_geometric", "test_barrier", "test_docs", "test_geometric_refine",
-    "test_solver_core", "test_closed_forms", "test_refine", "test_symmetry", "test_network",
-    "test_rates", "test_stiff", "test_batch_runner", "test_global_route", "test_batch_grad",
-    "test_charges", "test_symmetry_scale", "test_rnn", "test_fixed_points", "test_distributed",
-    "test_errors", "test_case_network", "test_om_energy", "test_case_ring", "test_relax_settle",
-    "test_hamilton", "test_cases_linear", "test_newton_cg", "test_cli", "test_linalg",
-    "test_imports",
+    "test_geometric", "test_barrier", "test_docs", "test_geometric_refine", "test_solver_core",
+    "test_closed_forms", "test_refine", "test_symmetry", "test_network", "test_rates",
+    "test_stiff", "test_batch_runner", "test_global_route", "test_batch_grad", "test_charges",
+    "test_symmetry_scale", "test_symmetry_commutant", "test_rnn", "test_fixed_points",
+    "test_distributed", "test_errors", "test_case_network", "test_om_energy", "test_case_ring",
+    "test_relax_settle", "test_hamilton", "test_cases_linear", "test_newton_cg", "test_cli",
+    "test_linalg", "test_imports",
 )
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._sde import SDE, as_real_array, check_finite, check_sde_calls
-from . import _matfree
+from . import _commutant, _matfree
 from ._matfree import _full_metric
 from ._families import (
     AffineGenerators,
@@ -345,11 +345,13 @@ class Symmetries(eqx.Module):
     `mask` (`(m,)`): which rows of `basis` are symmetries, usable on batched results.
 
     **Shapes.** With `method="dense"`, `m = k` (every direction). With
-    `method="matrix_free"`, `m = num_smallest`: `singular_values`, `drift_singular_values`
-    have shape `(m,)` (the smallest, ascending), `directions`, `basis`, `drift_directions`,
-    `drift_basis`, `undetermined_basis` shape `(m, k)`; `converged` and `iterations` report
-    the eigensolver, and `complete` is `False` when all `m` directions are below the cut
-    (there may be more symmetries than returned). Dense results have `converged = True`,
+    `method="matrix_free"` or `"commutant"`, `m = num_smallest`: `singular_values`,
+    `drift_singular_values` have shape `(m,)` (the smallest, ascending), `directions`,
+    `basis`, `drift_directions`, `drift_basis`, `undetermined_basis` shape `(m, k)`;
+    `converged` and `iterations` report the eigensolver, and `complete` is `False` when all
+    `m` directions are below the cut (there may be more symmetries than returned); for the
+    commutant search `converged` says whether its candidates hold every exact symmetry
+    (`nj.find_symmetries`, "Commutant"). Dense results have `converged = True`,
     `iterations = 0`, `complete = True`; `method` says which path ran.
 
     **Undetermined directions.** A null direction whose field vanishes at every sample
@@ -471,6 +473,14 @@ class Symmetries(eqx.Module):
                 + ("" if bool(self.complete) else "; all below the cut: there may be more "
                    "symmetries (raise `num_smallest`)")
             )
+        if self.method == "commutant":
+            lines.append(
+                f"commutant search: the {len(S)} smallest singular values among the "
+                "rotations that commute with the linearised drift at the origin"
+                + ("" if bool(self.converged) else "; NOT complete: the linearisation has "
+                   "too many nearly equal directions (or is not finite), so a symmetry may be "
+                   "missed: use method=\"matrix_free\"")
+            )
         tt = bool(self.time_translation)
         lines.append(
             f"time translation: {'yes (quasi-energy conserved)' if tt else 'no'} "
@@ -583,6 +593,69 @@ def _find_affine(sde, family, points, times, check_times, args, rtol, inputs_fin
         rtol,
         time_dependence=(sc.drift_time_dependence, sc.noise_time_dependence),
         scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
+    )
+
+
+@eqx.filter_jit
+def _find_commutant(
+    sde, family, points, times, check_times, args, rtol, inputs_finite, num, q
+) -> Symmetries:
+    """`method="commutant"` (`nj.Rotations` only, see `_commutant.py`): the dense search of
+    `_find_affine` on the span of the `q` candidate plane rotations, whose `num` smallest
+    directions are returned as `nj.Rotations` coefficients. `converged` says whether the
+    candidates hold every exact symmetry (the eigenvalue window, a finite drift at 0)."""
+    sc = _scales_checked(sde, points, times, check_times, args, inputs_finite)
+    d = points.shape[1]
+    cand, window_ok = _commutant.candidates(sde, times[0], args, d, points.dtype, q)
+    N = times.shape[0] * points.shape[0]
+    s_f = jnp.where(sc.drift > 0, sc.drift, 1.0)
+    drift, vals = _commutant.blocks(
+        sde, cand, points, times, args, sc.length, 1.0 / (sc.length * s_f * math.sqrt(N))
+    )
+    eye = jnp.eye(q, dtype=points.dtype)
+    r = lambda A: jnp.linalg.qr(A, mode="r")
+    if not callable(sde.diffusion) and jnp.ndim(sde.diffusion) == 0:
+        # A scalar `D`: the metric defect `D (A + Aᵀ)` of a rotation is exactly zero.
+        C = r(drift)
+    else:
+        # `d² × q` floats (`find_symmetries` checks the size).
+        ops = _matfree.operators(sde, cand, points, times, args, sc)
+        C = r(jnp.concatenate([drift, _matfree.flat_block(ops.metric, eye)], axis=0))
+    # The size rows: the values at the points and the Jacobians `M_l`, which are orthogonal
+    # with `‖M_l‖_F² = 2`; `√2 I` has the same Gram matrix as their `d² × q` block.
+    size = jnp.concatenate([vals, math.sqrt(2.0) * eye])
+    W, keep = _whitening(r(size), rtol)
+    S, dirs, _, _, tol = _spectrum(C, W, keep, rtol)
+    S_f, dirs_f, _, _, _ = _spectrum(r(drift), W, keep, rtol)
+    lift = jax.vmap(lambda a: _commutant.lift_to_rotations(family, cand, a))
+    S, dirs, S_f, dirs_f = S[:num], lift(dirs[:num]), S_f[:num], lift(dirs_f[:num])
+    values = _values_op(family, points, sc.length)
+    basis, n_sym, ubasis, num_u = _split_null(dirs, S <= tol, values, tol)
+    basis_f, n_f, _, _ = _split_null(dirs_f, S_f <= tol, values, tol)
+    td = jnp.sqrt(sc.drift_time_dependence**2 + sc.noise_time_dependence**2)
+    return Symmetries(
+        family=family,
+        singular_values=S,
+        directions=dirs,
+        basis=basis,
+        num_symmetries=n_sym,
+        drift_singular_values=S_f,
+        drift_directions=dirs_f,
+        drift_basis=basis_f,
+        num_drift_symmetries=n_f,
+        num_redundant=jnp.array(0),
+        time_translation=td <= rtol,
+        time_dependence=td,
+        drift_time_dependence=sc.drift_time_dependence,
+        noise_time_dependence=sc.noise_time_dependence,
+        tolerance=tol,
+        scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
+        undetermined_basis=ubasis,
+        num_undetermined=num_u,
+        converged=window_ok,
+        iterations=jnp.array(0),
+        complete=window_ok & ((S[-1] > tol) & (S_f[-1] > tol) | (num >= q)),
+        method="commutant",
     )
 
 
@@ -847,10 +920,13 @@ def find_symmetries(
       with a constant `D`, whose matrix is built column by column by the matrix-free
       operators), `"matrix_free"` (the `num_smallest` smallest singular triplets by a
       preconditioned LOBPCG on the operator applied by JVPs, memory `O(P d + d²)` per
-      vector for affine families and constant `D`; see below), or `"auto"` (default: dense
-      while its matrices hold at most `2**26` floats for an affine family, `2**24`
-      otherwise: at the default points `nj.Rotations(d)` up to `d = 59`,
-      `nj.LinearGenerators(d)` up to `d = 49`).
+      vector for affine families and constant `D`; see below), `"commutant"`
+      (`nj.Rotations(d)` only: the dense search on the span of the `d` rotations that
+      commute best with the drift's Jacobian at the origin; see below), or `"auto"`
+      (default: dense while its matrices hold at most `2**26` floats for an affine family,
+      `2**24` otherwise: at the default points `nj.Rotations(d)` up to `d = 59`,
+      `nj.LinearGenerators(d)` up to `d = 49`; beyond, commutant for `nj.Rotations(d)`
+      and matrix-free otherwise, or where the commutant search cannot tell).
     - `num_smallest`: how many singular triplets the matrix-free path returns (default 8,
       at most `k`). If all of them are symmetries, `res.complete` is `False`: ask for more.
     - `max_iters`: iteration limit of the matrix-free eigensolver (default 2000;
@@ -882,6 +958,23 @@ def find_symmetries(
     result has `m = num_smallest` rows instead of `k` (see `nj.Symmetries`); it assumes a
     family without redundant directions (`num_redundant` is 0).
 
+    **Commutant** (`nj.Rotations(d)`). A rotation `ξ = A x` fixes the origin, so
+    `[ξ, f]` has the derivative `[A, J₀]` there (`J₀ = ∂f/∂x(t₀, 0)`, `t₀ = times[0]`): an
+    exact symmetry commutes with `J₀`, hence (being antisymmetric) with the symmetric
+    `S = (J₀ + J₀ᵀ)/2 + J₀ᵀJ₀/ν` (`ν = ‖J₀‖_F/√d`), and is a combination of the plane
+    rotations `u_j u_iᵀ − u_i u_jᵀ` of eigenvectors of `S` with equal eigenvalues. The
+    candidates are `d` such pair rotations: every pair of eigenvalues closer than
+    `√eps · max|s|`, then those that commute best with `J₀` (smallest `‖[J₀, M]‖_F`, where
+    a near-symmetry broken by `ε` sits at `O(ε)`). The conditions are imposed densely,
+    exactly, on their span (QR and SVD of `P m d × d` matrices; `d² × d` more for a `D`
+    that is not a scalar): every exact symmetry is found to round-off, provided every
+    nearly equal pair fits among the `d` — `res.converged` says whether it does (and
+    whether `J₀` is finite and nonzero). The singular values are the `num_smallest`
+    smallest on that span: for a near-symmetry, the σ (∝ ε) of the candidate generator it
+    is close to, an upper bound on the whole family's. Default
+    points: 32. Cost: one `d × d` eigendecomposition, `d` JVPs of
+    the drift per point and a QR of `P m d × d`: `Rotations(1024)` in seconds.
+
     **Returns:** an `nj.Symmetries`: `res.generators` (a list), `res.singular_values`
     (ascending, to see approximate symmetries), `res.drift_generators` (drift-only, kept
     apart), `res.time_translation`, ...
@@ -903,13 +996,25 @@ def find_symmetries(
     memory `O(P m k d²)`, and an SVD of a `P m (d + d(d+1)/2) × k` matrix; for an affine
     family (`nj.Rotations`, `nj.LinearGenerators`, ...) with a constant `D`, memory
     `O((P m d + d²) k)` and a QR of that matrix followed by an SVD of `k × k`: seconds up
-    to `k ≈ 2000` (`nj.Rotations(64)`), and the matrix-free search beyond.
+    to `k ≈ 2000` (`nj.Rotations(64)`), and the commutant (rotations) or matrix-free
+    search beyond.
     """
     where = "nj.find_symmetries"
-    if method not in ("auto", "dense", "matrix_free"):
+    if method not in ("auto", "dense", "matrix_free", "commutant"):
         raise ValueError(
-            f"`{where}`: `method` must be \"auto\", \"dense\" or \"matrix_free\", got "
-            f"{method!r}."
+            f"`{where}`: `method` must be \"auto\", \"dense\", \"matrix_free\" or "
+            f"\"commutant\", got {method!r}."
+        )
+    if method == "commutant" and (subspace is not None or type(family) is not Rotations):
+        raise ValueError(
+            f"`{where}`: `method=\"commutant\"` searches `nj.Rotations(d)` only (rotations "
+            "about the origin, without `subspace=`); use \"dense\" or \"matrix_free\"."
+        )
+    if method == "commutant" and not _commutant_fits(family, sde):
+        raise ValueError(
+            f"`{where}`: `method=\"commutant\"` with a noise `D` that is not a scalar needs "
+            f"the metric conditions as a `d² × d` matrix: too large for d = {family.dim}; "
+            "use \"matrix_free\"."
         )
     if num_smallest is not None and (not _is_int(num_smallest) or num_smallest < 1):
         raise ValueError(
@@ -919,18 +1024,21 @@ def find_symmetries(
         raise ValueError(f"`{where}`: `max_iters` must be a positive int, got {max_iters!r}.")
     if subspace is not None:
         family = _in_subspace(family, subspace, points, where)
-    if isinstance(family, AbstractGeneratorFamily) and method == "auto":
+    auto = method == "auto"
+    if isinstance(family, AbstractGeneratorFamily) and auto:
         method = _choose_method(
             family, points, times, n_points, callable(getattr(sde, "diffusion", None))
         )
+        if method == "matrix_free" and _commutant_fits(family, sde):
+            method = "commutant"
     if (
         points is None
         and n_points is None
-        and method == "matrix_free"
+        and method in ("matrix_free", "commutant")
         and isinstance(family, AbstractGeneratorFamily)
         and family.dim is not None
     ):
-        n_points = default_matrix_free_points(family)
+        n_points = default_matrix_free_points(family, method)
     points, times, check_times, dtype, inputs_finite = _prepare(
         sde, family, points, times, args, key, n_points, where
     )
@@ -938,12 +1046,14 @@ def find_symmetries(
     # there would be spurious symmetries whatever the system.
     P, d = points.shape
     rows = P * times.shape[0] * d
-    if rows < family.size:
+    # The commutant search has `q` unknowns (its candidates), the others `k`.
+    unknowns = _commutant.num_candidates(d) if method == "commutant" else family.size
+    if rows < unknowns:
         raise ValueError(
             f"`{where}`: too few points for the family `{family_label(family)}`: its "
-            f"{family.size} coefficients need at least {family.size} conditions, but "
+            f"{unknowns} coefficients need at least {unknowns} conditions, but "
             f"{P} point(s) x {times.shape[0]} time(s) x d = {d} give only {rows} (any answer "
-            f"would contain spurious symmetries). Pass at least {-(-family.size // d)} points "
+            f"would contain spurious symmetries). Pass at least {-(-unknowns // d)} points "
             "(more is safer; the default is `n_points = max(32, 4 d)`)."
         )
     if rtol is None:
@@ -967,6 +1077,20 @@ def find_symmetries(
         )
     k = family.size
     num = min(k, 8 if num_smallest is None else int(num_smallest))
+    if method == "commutant":
+        q = _commutant.num_candidates(d)
+        res = _find_commutant(
+            sde, family, points, times, check_times, args, jnp.asarray(rtol, dtype),
+            inputs_finite, min(num, q), q,
+        )
+        try:
+            window_ok = bool(res.converged)
+        except jax.errors.ConcretizationTypeError:
+            return res  # under jit: `converged` reports it
+        if window_ok or not auto:
+            return res
+        # Chosen automatically and its candidates may miss a symmetry: search them all.
+        method = "matrix_free"
     key = jax.random.key(0) if key is None else key
     # The start block is drawn from a key of its own (the points may come from `key`).
     key = jax.random.fold_in(key, 1)
@@ -1029,11 +1153,26 @@ AFFINE_DENSE_LIMIT = 2**26
 VALUE_TOL = 1e-4
 
 
-def default_matrix_free_points(family) -> int:
-    """Default number of sample points of the matrix-free search: twice as many drift
-    conditions as coefficients (`P d ≥ 2 k`), plus 8, at least 32."""
+def default_matrix_free_points(family, method: str = "matrix_free") -> int:
+    """Default number of sample points of the matrix-free (and commutant) search: twice as
+    many drift conditions as unknowns (`P d ≥ 2 k`, `k` the family's size or the commutant
+    search's number of candidates), plus 8, at least 32."""
     d, k = family.dim, family.size
+    if method == "commutant":
+        k = _commutant.num_candidates(d)
     return max(32, 2 * (-(-k // d)) + 8)
+
+
+def _commutant_fits(family, sde) -> bool:
+    """`nj.Rotations(d)`, and a scalar constant `D` or a metric block of at most
+    `AFFINE_DENSE_LIMIT` floats (`method="commutant"`)."""
+    if type(family) is not Rotations:
+        return False
+    D = getattr(sde, "diffusion", None)
+    if not callable(D) and jnp.ndim(D) == 0:
+        return True
+    d = family.dim
+    return d * d * _commutant.num_candidates(d) <= AFFINE_DENSE_LIMIT
 
 
 def _choose_method(family, points, times, n_points, noise_callable: bool) -> str:
