@@ -16,7 +16,10 @@ drift is equivariant under rotations of the `(x_0, x_1)` plane (`f_y` is built f
 
 Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`, `lin:D`,
 `drot:D`, `dlin:D` (the same with `method="dense"`; `rot:D:I` caps LOBPCG at `I` iterations),
-`eps:D`, `charge:D[:N]`, `known:D[:N]` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
+`crot:D` (`method="commutant"`), `arot:D` (`method="auto"`, its default points), `eps:D`,
+`ceps:D` (the near-symmetry with the matrix-free and the commutant search),
+`charge:D[:N]` (the rotation found by the default search), `known:D[:N]` (default: the
+cases recorded in RESULTS.md); `--timeout S` per case.
 """
 
 import json
@@ -55,40 +58,45 @@ def make(d, eps=0.0, seed=0):
 kind, d = sys.argv[1], int(sys.argv[2])
 out = dict(case=f"{kind}:{d}")
 t0, c0 = time.time(), time.process_time()
-if kind in ("rot", "lin", "drot", "dlin"):
+if kind in ("rot", "lin", "drot", "dlin", "crot", "arot"):
     # `drot`, `dlin`: `method="dense"` (for these affine families, the compact matrices
     # built by the matrix-free operators; every singular value) at the same points.
-    fam = nj.Rotations(d) if kind in ("rot", "drot") else nj.LinearGenerators(d)
-    method = "dense" if kind[0] == "d" else "matrix_free"
+    fam = nj.Rotations(d) if kind in ("rot", "drot", "crot", "arot") else nj.LinearGenerators(d)
+    method = dict(d="dense", c="commutant", a="auto").get(kind[0], "matrix_free")
     n_pts = max(32, 2 * (-(-fam.size // d)) + 8)
     kw = dict(max_iters=int(sys.argv[3])) if len(sys.argv) > 3 else {}
-    res = nj.find_symmetries(make(d), fam, args=0.0, method=method, n_points=n_pts, **kw)
+    if kind != "arot":  # the same points for every method; `auto` takes its own default
+        kw["n_points"] = n_pts
+    res = nj.find_symmetries(make(d), fam, args=0.0, method=method, **kw)
     S = np.asarray(res.singular_values)
     gens = res.generators
     out.update(
-        family=f"{type(fam).__name__}({d})", k=fam.size,
-        points=max(32, 2 * (-(-fam.size // d)) + 8),
+        family=f"{type(fam).__name__}({d})", k=fam.size, method=res.method,
+        points=kw.get("n_points", "default"),
         num_symmetries=len(gens), generators=[g.describe() for g in gens],
         drift_generators=[g.describe() for g in res.drift_generators],
         sigma=[float(s) for s in S[:4]], converged=bool(res.converged),
         iterations=int(res.iterations),
     )
-    if kind in ("rot", "drot"):
+    if fam.size == d * (d - 1) // 2:
         # exactly R0,1: coefficient vector e_0 (pair (0, 1) is the first)
         c = np.asarray(res.basis[0])
         e0 = np.zeros(fam.size)
         e0[0] = 1.0
         out["error_vs_R01"] = float(np.linalg.norm(c - e0))
-elif kind == "eps":
+elif kind in ("eps", "ceps"):
     sig = []
+    method = "matrix_free" if kind == "eps" else "commutant"
     for e in (1e-3, 1e-2):
-        r = nj.find_symmetries(make(d), nj.Rotations(d), args=e, method="matrix_free")
+        r = nj.find_symmetries(make(d), nj.Rotations(d), args=e, method=method)
         sig.append(float(r.singular_values[0]))
-    out.update(sigma_eps=sig, ratio=sig[1] / sig[0])
+    out.update(sigma_eps=sig, ratio=sig[1] / sig[0], method=method)
 elif kind == "charge":
     sde = make(d)
-    res = nj.find_symmetries(sde, nj.Rotations(d), args=0.0, method="matrix_free")
+    res = nj.find_symmetries(sde, nj.Rotations(d), args=0.0)
     g = res.generators[0]
+    out.update(search=res.method, found=[h.describe() for h in res.generators],
+               search_s=time.time() - t0)
     x0 = jnp.zeros(d).at[0].set(1.0)
     x1 = jnp.zeros(d).at[1].set(1.0).at[2].set(0.3)
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 41
@@ -98,6 +106,11 @@ elif kind == "charge":
     out.update(path_converged=bool(sol.converged), nodes=n,
                variation_symmetry=float(rep.relative_variations[0]),
                variation_broken=float(rep.relative_variations[1]))
+    geo = nj.minimize_geometric_action(sde, x0, x1, args=0.0, n_nodes=n)
+    rep = nj.charge_report(sde, geo, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
+    out.update(geometric_converged=bool(geo.converged),
+               geometric_variation_symmetry=float(rep.relative_variations[0]),
+               geometric_variation_broken=float(rep.relative_variations[1]))
 elif kind == "known":
     # The symmetry known in closed form (no search): its charge along a fixed-time and a
     # geometric most likely path, both with the default solver for this d, and a broken
@@ -130,7 +143,10 @@ out["peak_rss_GB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 print("RESULT " + json.dumps(out))
 '''
 
-DEFAULT = ["rot:32", "rot:64", "rot:128", "lin:32", "eps:32", "rot:256"]
+DEFAULT = [
+    "crot:32", "drot:32", "crot:64", "drot:64", "arot:256", "crot:256", "arot:1024", "ceps:32",
+    "ceps:256", "charge:256", "rot:32", "rot:64", "lin:32", "eps:32",
+]
 
 
 def run(case: str, timeout: float) -> dict:
