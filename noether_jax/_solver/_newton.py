@@ -25,6 +25,7 @@ class _NewtonState(eqx.Module):
     num_flat: Int[Array, ""]
     num_restarts: Int[Array, ""]
     num_certified: Int[Array, ""]
+    rejected: Bool[Array, ""]  # some step was rejected (the damping then goes down slowly)
     pending: Bool[Array, ""]
     S_stop: Float[Array, ""]
     newton_decrement: Float[Array, ""]
@@ -66,9 +67,10 @@ class BlockNewton(AbstractPathSolver):
     Hessian is block-tridiagonal and a Newton step costs `O(N d³)` (block Cholesky with
     `lax.scan`). Steps solve `(H + λ E) δ = −∇S` with `E` the diagonal of `H`, and `λ` is
     adapted from the ratio of actual to predicted decrease (Levenberg–Marquardt/trust-region
-    globalisation, Nielsen's update); a step is rejected when `H + λE` is not positive
-    definite or the action does not decrease. Far from the optimum this is a cautious
-    gradient-like method; close to it `λ → 0` and convergence is quadratic.
+    globalisation, Nielsen's update, down by at most 3x per step once a step was rejected);
+    each trial step gets a chord correction (see `chord`), and is rejected when `H + λE` is
+    not positive definite or the action does not decrease. Far from the optimum this is a
+    cautious gradient-like method; close to it `λ → 0` and convergence is quadratic.
 
     **Stopping rule (invariant to the grid and to the scale of the state).** A step whose
     predicted decrease is below the action tolerance and that moves no node by more than
@@ -97,6 +99,11 @@ class BlockNewton(AbstractPathSolver):
     - `escape`: length (relative to the path's extent) of the step taken along a direction of
       negative curvature, which lets the solver leave saddle points of the action.
     - `max_restarts`: restarts from saddle points.
+    - `chord`: after each trial step, one more solve with the same factorisation from the
+      trial point (a chord-Newton correction), kept where it lowers the action. It costs a
+      gradient and a block solve per step and removes the crawl along curved valleys:
+      Maier–Stein paths ending near the saddle took 51 steps on average (max 128) without
+      it, 29 (max 51) with it (`benchmarks/RESULTS.md`).
     """
 
     rtol: float | None = None
@@ -105,6 +112,7 @@ class BlockNewton(AbstractPathSolver):
     lam0: float = 1e-3
     escape: float = 0.1
     max_restarts: int = 4
+    chord: bool = True
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _NewtonState:
         problem = as_problem(args, self)
@@ -127,6 +135,7 @@ class BlockNewton(AbstractPathSolver):
             num_flat=int0,
             num_restarts=int0,
             num_certified=int0,
+            rejected=jnp.array(False),
             pending=jnp.array(False),
             S_stop=jnp.asarray(jnp.inf, dt),
             newton_decrement=jnp.asarray(jnp.inf, dt),
@@ -307,12 +316,47 @@ class BlockNewton(AbstractPathSolver):
         y_new = y + delta
         S_new, g_new = problem.value_and_grad(y_new)
         finite = jnp.isfinite(S_new) & jnp.all(jnp.isfinite(g_new))
+        if self.chord:
+            # A curved valley (a soft mode whose straight step leaves it, e.g. the timing of
+            # a transition near a saddle) makes the ratio test reject full steps and the
+            # damping crawl. One more solve with the same factorisation from the trial point
+            # pulls the stiff modes back into the valley; it is kept when it lowers the
+            # action, and the ratio test judges the corrected step. Only once a step was
+            # rejected: a warm start near the optimum does not need it (under `vmap`, the
+            # `cond` runs where some element of the batch does).
+            want = state.rejected & pd & finite
+
+            def chord():
+                delta_c = -_blocktri.cho_solve(chols, off, g_new)
+                y_c = y_new + jnp.where(want, delta_c, 0.0)
+                S_c, g_c = problem.value_and_grad(y_c)
+                # Visibly lower (above round-off): near the optimum the two differ by noise,
+                # and the choice must not depend on it (the same path in any batch).
+                use_c = (
+                    want & jnp.isfinite(S_c) & jnp.all(jnp.isfinite(g_c))
+                    & (S_c < S_new - roundoff)
+                )
+                return (
+                    jnp.where(use_c, y_c, y_new),
+                    jnp.where(use_c, S_c, S_new),
+                    jnp.where(use_c, g_c, g_new),
+                    jnp.where(use_c, y_c - y, delta),
+                )
+
+            y_new, S_new, g_new, delta = jax.lax.cond(
+                any_in_batch(want), chord, lambda: (y_new, S_new, g_new, delta)
+            )
         accept, rho = ratio_test(S0, S_new, pred, pd & finite)
 
         # The damping of a rejection (also what taking an accepted step back restores).
         lam_rej = jnp.where(pending & ~pd, lam_in, lam_eff) * nu_in
+        # Down by up to 10x per accepted step (Nielsen's update) while every step has been
+        # accepted (a warm start near the optimum), by at most 3x once a step was rejected:
+        # in a curved valley a factor 10 drops the damping below what the valley allows,
+        # and it climbs back through rejections, step after step.
+        floor = jnp.where((nu_in > 2.0) | state.rejected, 1 / 3, 0.1)
         lam = jnp.where(
-            accept, lam_eff * jnp.maximum(0.1, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3), lam_rej
+            accept, lam_eff * jnp.maximum(floor, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3), lam_rej
         )
         lam = jnp.maximum(lam, 1e-15)
         nu = jnp.where(accept, 2.0, 2 * nu_in)
@@ -359,6 +403,7 @@ class BlockNewton(AbstractPathSolver):
             num_flat=jnp.where(restart, 0, num_flat),
             num_restarts=state.num_restarts + restart.astype(jnp.int32),
             num_certified=state.num_certified + pending.astype(jnp.int32),
+            rejected=state.rejected | ~accept,
             pending=candidate,
             S_stop=jnp.where(restart, S0, state.S_stop),
             newton_decrement=jnp.where(pending, decrement, state.newton_decrement),
