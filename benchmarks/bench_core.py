@@ -30,6 +30,7 @@ Run with
 
     python benchmarks/bench_core.py           # B = 1, 64, 1024 (a few minutes on 2 cores)
     python benchmarks/bench_core.py --quick   # B = 1, 64, small SciPy subset (< 1 minute)
+    python benchmarks/bench_core.py --set saddle   # endpoints U[−0.3, 0.3]² around the saddle
 
 No timing is asserted; the numbers depend on the machine. OpenBLAS is limited to one thread
 (unless OPENBLAS_NUM_THREADS is already set): L-BFGS-B makes many tiny BLAS calls, and with
@@ -78,6 +79,12 @@ MAX_DISC_PATHS = 64  # paths used for the discretisation error (it does not depe
 PROBLEM = maier_stein(beta=10.0, D=D, T=T1, n_nodes=N_NODES)
 X0 = PROBLEM.x0
 endpoints = PROBLEM.endpoints  # the first `n` endpoints of one fixed stream
+
+
+def saddle_endpoints(n: int) -> np.ndarray:
+    """`0.3 (u, v)` with the same `u, v ~ U[−1, 1]` stream: around the saddle `(0, 0)`."""
+    uv = np.random.default_rng(0).uniform(-1.0, 1.0, size=(max(n, 1024), 2))[:n]
+    return 0.3 * uv
 
 
 # --------------------------------------------------------------------------- library
@@ -214,9 +221,15 @@ def run_batch(B: int, n_scipy: int, lib_repeats: int, scipy_repeats: int, ref_fn
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="B in {1, 64}, small SciPy subset")
+    p.add_argument("--set", choices=("attractor", "saddle"), default="attractor",
+                   help="endpoints near the other attractor (default) or U[-0.3, 0.3]^2 "
+                   "around the saddle and the separatrix")
     p.add_argument("--scipy-subset", type=int, default=None,
                    help="max paths solved by the SciPy loop per batch (default 64, quick 8)")
     opts = p.parse_args()
+    if opts.set == "saddle":
+        global endpoints
+        endpoints = saddle_endpoints
 
     sizes = (1, 64) if opts.quick else (1, 64, 1024)
     n_sub = opts.scipy_subset or (8 if opts.quick else 64)
@@ -224,7 +237,8 @@ def main():
     lib_repeats = {1: 20, 64: 5, 1024: 3}
     scipy_repeats = {1: 5}
 
-    print("noether_jax core benchmark: Maier–Stein (β=10), D=0.1, T=10, n_nodes=101, float64")
+    print("noether_jax core benchmark: Maier–Stein (β=10), D=0.1, T=10, n_nodes=101, float64, "
+          f"endpoint set: {opts.set}")
     print(machine_info())
     err, gmax = check_gradient()
     print(f"NumPy gradient vs central differences: max abs error {err:.2e} (max |g| {gmax:.2e})")

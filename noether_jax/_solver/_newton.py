@@ -103,7 +103,7 @@ class BlockNewton(AbstractPathSolver):
       trial point (a chord-Newton correction), kept where it lowers the action. It costs a
       gradient and a block solve per step and removes the crawl along curved valleys:
       Maier–Stein paths ending near the saddle took 51 steps on average (max 128) without
-      it, 29 (max 51) with it (`benchmarks/RESULTS.md`).
+      it, 29 (max 56) with it (`benchmarks/RESULTS.md`).
     """
 
     rtol: float | None = None
