@@ -629,29 +629,8 @@ def _find_commutant(
     S_f, dirs_f, _, _, _ = _spectrum(r(drift), W, keep, rtol)
     lift = jax.vmap(lambda a: _commutant.lift_to_rotations(family, cand, a))
     S, dirs, S_f, dirs_f = S[:num], lift(dirs[:num]), S_f[:num], lift(dirs_f[:num])
-    values = _values_op(family, points, sc.length)
-    basis, n_sym, ubasis, num_u = _split_null(dirs, S <= tol, values, tol)
-    basis_f, n_f, _, _ = _split_null(dirs_f, S_f <= tol, values, tol)
-    td = jnp.sqrt(sc.drift_time_dependence**2 + sc.noise_time_dependence**2)
-    return Symmetries(
-        family=family,
-        singular_values=S,
-        directions=dirs,
-        basis=basis,
-        num_symmetries=n_sym,
-        drift_singular_values=S_f,
-        drift_directions=dirs_f,
-        drift_basis=basis_f,
-        num_drift_symmetries=n_f,
-        num_redundant=jnp.array(0),
-        time_translation=td <= rtol,
-        time_dependence=td,
-        drift_time_dependence=sc.drift_time_dependence,
-        noise_time_dependence=sc.noise_time_dependence,
-        tolerance=tol,
-        scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
-        undetermined_basis=ubasis,
-        num_undetermined=num_u,
+    return _smallest_answer(
+        family, sc, _values_op(family, points, sc.length), rtol, tol, S, dirs, S_f, dirs_f,
         converged=window_ok,
         iterations=jnp.array(0),
         complete=window_ok & ((S[-1] > tol) & (S_f[-1] > tol) | (num >= q)),
@@ -704,17 +683,33 @@ def _find_matrix_free(
     ok, ok_f = oks[0], oks[1]
     smax = smaxs[0]
     cut = rtol * jnp.maximum(1.0, smax)
-    basis, n_sym, ubasis, num_u = _split_null(dirs.T, S <= cut, ops.values, cut)
-    basis_f, n_f, _, _ = _split_null(dirs_f.T, S_f <= cut, ops.values, cut)
+    return _smallest_answer(
+        family, sc, ops.values, rtol, cut, S, dirs.T, S_f, dirs_f.T,
+        converged=ok & ok_f,
+        iterations=it + it_f,
+        # All `num` returned directions below the cut: there may be more symmetries.
+        complete=(S[-1] > cut) & (S_f[-1] > cut) | (num >= k),
+        method="matrix_free",
+    )
+
+
+def _smallest_answer(
+    family, sc, values, rtol, tol, S, dirs, S_f, dirs_f, *, converged, iterations, complete,
+    method,
+) -> Symmetries:
+    """The answer of a search that returns only the smallest singular triplets (`S`,
+    `dirs` rows: `m × k`; and the drift's alone), with the normalisation `sc`."""
+    basis, n_sym, ubasis, num_u = _split_null(dirs, S <= tol, values, tol)
+    basis_f, n_f, _, _ = _split_null(dirs_f, S_f <= tol, values, tol)
     td = jnp.sqrt(sc.drift_time_dependence**2 + sc.noise_time_dependence**2)
     return Symmetries(
         family=family,
         singular_values=S,
-        directions=dirs.T,
+        directions=dirs,
         basis=basis,
         num_symmetries=n_sym,
         drift_singular_values=S_f,
-        drift_directions=dirs_f.T,
+        drift_directions=dirs_f,
         drift_basis=basis_f,
         num_drift_symmetries=n_f,
         num_redundant=jnp.array(0),
@@ -722,15 +717,14 @@ def _find_matrix_free(
         time_dependence=td,
         drift_time_dependence=sc.drift_time_dependence,
         noise_time_dependence=sc.noise_time_dependence,
-        tolerance=cut,
+        tolerance=tol,
         scales=dict(length=sc.length, drift=sc.drift, noise=sc.noise, rate=sc.rate),
         undetermined_basis=ubasis,
         num_undetermined=num_u,
-        converged=ok & ok_f,
-        iterations=it + it_f,
-        # All `num` returned directions below the cut: there may be more symmetries.
-        complete=(S[-1] > cut) & (S_f[-1] > cut) | (num >= k),
-        method="matrix_free",
+        converged=converged,
+        iterations=iterations,
+        complete=complete,
+        method=method,
     )
 
 
