@@ -63,6 +63,7 @@ import noether_jax as nj  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+import cost_model  # noqa: E402
 from _baselines import library_fn as _library_fn, scipy_solve as _scipy_solve  # noqa: E402
 from _problems import (  # noqa: E402
     action_and_grad_np,
@@ -82,9 +83,9 @@ endpoints = PROBLEM.endpoints  # the first `n` endpoints of one fixed stream
 
 
 def saddle_endpoints(n: int) -> np.ndarray:
-    """`0.3 (u, v)` with the same `u, v ~ U[−1, 1]` stream: around the saddle `(0, 0)`."""
-    uv = np.random.default_rng(0).uniform(-1.0, 1.0, size=(max(n, 1024), 2))[:n]
-    return 0.3 * uv
+    """Around the saddle `(0, 0)`: `cost_model.endpoints("saddle", n)`, `0.3 (u, v)` with the
+    same `u, v ~ U[−1, 1]` stream."""
+    return cost_model.endpoints("saddle", n)
 
 
 # --------------------------------------------------------------------------- library

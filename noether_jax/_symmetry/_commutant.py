@@ -29,6 +29,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._families import AbstractAffineFamily, _rotation_index
+from ._matfree import linearised_drift
 
 
 class PairRotations(AbstractAffineFamily):
@@ -138,12 +139,7 @@ def blocks(sde, cand: PairRotations, points, times, args, length, drift_scale):
     drift and the states on `U` and the Jacobian-vector products `J U` at the points."""
     T, (P, d) = times.shape[0], points.shape
     U = cand.U.astype(points.dtype)
-    Xs = jnp.broadcast_to(points, (T, P, d))
-
-    def f_all(X):
-        return jax.vmap(lambda t, Xt: jax.vmap(lambda x: sde.f(t, x, args))(Xt))(times, X)
-
-    F, f_lin = jax.linearize(f_all, Xs)
+    F, f_lin = linearised_drift(sde, points, times, args)
     JU = jax.lax.map(lambda u: f_lin(jnp.broadcast_to(u, (T, P, d))), U.T)  # (d, T, P, d)
     Fu, Xu = F @ U, points @ U  # (T, P, d), (P, d)
     i, j = cand.i, cand.j

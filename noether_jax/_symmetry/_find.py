@@ -607,14 +607,13 @@ def _find_commutant(
     sc = _scales_checked(sde, points, times, check_times, args, inputs_finite)
     d = points.shape[1]
     cand, window_ok = _commutant.candidates(sde, times[0], args, d, points.dtype, q)
-    N = times.shape[0] * points.shape[0]
-    s_f = jnp.where(sc.drift > 0, sc.drift, 1.0)
     drift, vals = _commutant.blocks(
-        sde, cand, points, times, args, sc.length, 1.0 / (sc.length * s_f * math.sqrt(N))
+        sde, cand, points, times, args, sc.length,
+        _matfree.drift_row_scale(sc, times.shape[0] * points.shape[0]),
     )
     eye = jnp.eye(q, dtype=points.dtype)
     r = lambda A: jnp.linalg.qr(A, mode="r")
-    if not callable(sde.diffusion) and jnp.ndim(sde.diffusion) == 0:
+    if _matfree.scalar_noise(sde):
         # A scalar `D`: the metric defect `D (A + Aᵀ)` of a rotation is exactly zero.
         C = r(drift)
     else:
@@ -1162,8 +1161,7 @@ def _commutant_fits(family, sde) -> bool:
     `AFFINE_DENSE_LIMIT` floats (`method="commutant"`)."""
     if type(family) is not Rotations:
         return False
-    D = getattr(sde, "diffusion", None)
-    if not callable(D) and jnp.ndim(D) == 0:
+    if _matfree.scalar_noise(sde):
         return True
     d = family.dim
     return d * d * _commutant.num_candidates(d) <= AFFINE_DENSE_LIMIT

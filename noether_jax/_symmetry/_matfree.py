@@ -164,6 +164,28 @@ def _mean_over_samples(fn, tt, xx, batch: int = 8):
     return jax.tree.map(lambda a: a / n, total)
 
 
+def linearised_drift(sde, points, times, args):
+    """The drift at every sample, `F` of shape `(T, P, d)`, and its linearisation
+    `V ↦ ∂f(t, x_p)·V[t, p]` (`jax.linearize`, once for every product)."""
+    T, (P, d) = times.shape[0], points.shape
+
+    def f_all(X):
+        return jax.vmap(lambda t, Xt: jax.vmap(lambda x: sde.f(t, x, args))(Xt))(times, X)
+
+    return jax.linearize(f_all, jnp.broadcast_to(points, (T, P, d)))
+
+
+def drift_row_scale(sc: Scales, num_samples: int):
+    """The factor `1 / (ℓ s_f √N)` of the drift rows (`nj.SymmetryConditions`)."""
+    s_f = jnp.where(sc.drift > 0, sc.drift, 1.0)
+    return 1.0 / (sc.length * s_f * math.sqrt(num_samples))
+
+
+def scalar_noise(sde) -> bool:
+    """A constant scalar `D` (then no rotation has a metric defect)."""
+    return not callable(sde.diffusion) and jnp.ndim(sde.diffusion) == 0
+
+
 class Operators(eqx.Module):
     """The linear maps `c ↦ C c` (drift and metric parts) and `c ↦ N c` as closures."""
 
@@ -180,17 +202,12 @@ def operators(sde, family, points, times, args, sc: Scales):
     N = T * P
     dtype = points.dtype
     ell = sc.length
-    s_f = jnp.where(sc.drift > 0, sc.drift, 1.0)
     s_D = jnp.where(sc.noise > 0, sc.noise, 1.0)
     affine = is_affine(family)
     noise_callable = callable(sde.diffusion)
     Xs = jnp.broadcast_to(points, (T, P, d))
-
-    def f_all(X):
-        return jax.vmap(lambda t, Xt: jax.vmap(lambda x: sde.f(t, x, args))(Xt))(times, X)
-
-    F, f_lin = jax.linearize(f_all, Xs)  # F: (T, P, d)
-    drift_scale = 1.0 / (ell * s_f * math.sqrt(N))
+    F, f_lin = linearised_drift(sde, points, times, args)  # F: (T, P, d)
+    drift_scale = drift_row_scale(sc, N)
 
     if noise_callable:
 
