@@ -102,6 +102,24 @@ def library_fn(p: Problem, *, n_nodes: int | None = None, solver=None, max_steps
     return jax.vmap(one) if with_init else jax.vmap(lambda b: one(b))
 
 
+def batch_runner_fn(p: Problem, *, straggler_steps: int, polish_size: int | None = None):
+    """`x1s -> PathSolution` through `nj.solve_batch` with the straggler polish, the whole
+    batch as one chunk: every path capped at `straggler_steps` Newton steps, those that ran
+    out finished apart, warm-started, `polish_size` at a time (the runner's default 8).
+    `solve_batch` compiles on its first call and reuses the programs afterwards."""
+    x0 = jnp.asarray(p.x0)
+
+    def solve(x1, **kw):  # one object: solve_batch reuses its compilation across calls
+        return nj.minimize_action(p.sde, x0, x1, p.t0, p.t1, n_nodes=p.n_nodes, args=p.args,
+                                  throw=False, **kw)
+
+    def run(x1s):
+        return nj.solve_batch(solve, x1s, chunk_size=len(x1s), straggler_steps=straggler_steps,
+                              polish_size=polish_size, progress=False)
+
+    return run
+
+
 # --------------------------------------------------------------------------- 2. SciPy
 
 

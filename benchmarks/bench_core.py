@@ -20,6 +20,12 @@ Time per path, for batches of B = 1, 64, 1024 endpoints, of
     initial path and tight tolerances. For large B the loop runs on a subset of the batch
     and the time per path is reported (the output says so).
 
+(c) without `--quick`, the largest batch again through `nj.solve_batch(straggler_steps=K)`:
+    `vmap` of the solver's `while_loop` runs every element until the slowest stops, so the
+    batch costs its maximum step count; the runner caps it at `K` steps and finishes the
+    stragglers apart, warm-started (`--straggler-steps`, default 18 on the attractor set and
+    32 on the saddle set, about the 75th percentile of their step counts).
+
 Accuracy, per method: the optimisation error max |S − S_ref| over the (sub)batch, with S_ref
 the library's solution of the same 101-node problem at rtol = atol = 1e-13; and, for the
 library, the discretisation error of the 101-node action against a 1601-node solution
@@ -64,7 +70,11 @@ import noether_jax as nj  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import cost_model  # noqa: E402
-from _baselines import library_fn as _library_fn, scipy_solve as _scipy_solve  # noqa: E402
+from _baselines import (  # noqa: E402
+    batch_runner_fn,
+    library_fn as _library_fn,
+    scipy_solve as _scipy_solve,
+)
 from _problems import (  # noqa: E402
     action_and_grad_np,
     interpolate,
@@ -219,12 +229,33 @@ def run_batch(B: int, n_scipy: int, lib_repeats: int, scipy_repeats: int, ref_fn
     )
 
 
+def run_batch_runner(big: dict, straggler_steps: int, repeats: int, ref_fn):
+    """The largest batch again through `nj.solve_batch(straggler_steps=K)`: `vmap` of a
+    `while_loop` runs every element until the slowest stops; the runner caps the batch at
+    `K` steps and finishes the stragglers apart. Compared with the same SciPy timing."""
+    x1 = endpoints(big["B"])
+    fn = batch_runner_fn(PROBLEM, straggler_steps=straggler_steps)
+    compile_s, lib_s, sol = time_library(fn, x1, repeats)
+    ref = jax.block_until_ready(ref_fn(jnp.asarray(x1)))
+    steps = np.asarray(sol.stats["num_steps"])
+    return dict(
+        B=big["B"], K=straggler_steps, compile_s=compile_s, lib_ms=1e3 * lib_s / big["B"],
+        scipy_ms=big["scipy_ms"], n_scipy=big["n_scipy"],
+        lib_err=np.max(np.abs(np.asarray(sol.action) - np.asarray(ref.action))),
+        lib_conv=float(np.mean(np.asarray(sol.converged))),
+        polished=int(np.sum(steps > straggler_steps)),
+    )
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="B in {1, 64}, small SciPy subset")
     p.add_argument("--set", choices=("attractor", "saddle"), default="attractor",
                    help="endpoints near the other attractor (default) or U[-0.3, 0.3]^2 "
                    "around the saddle and the separatrix")
+    p.add_argument("--straggler-steps", type=int, default=None,
+                   help="K of the nj.solve_batch row (default 18 on the attractor set, 32 on "
+                   "the saddle set: about the 75th percentile of the Newton steps)")
     p.add_argument("--scipy-subset", type=int, default=None,
                    help="max paths solved by the SciPy loop per batch (default 64, quick 8)")
     opts = p.parse_args()
@@ -271,6 +302,13 @@ def main():
         for r in results
     ]
     print_table(header, rows)
+    if not opts.quick:
+        K = opts.straggler_steps or (32 if opts.set == "saddle" else 18)
+        rb = run_batch_runner(big, K, lib_repeats.get(big["B"], 3), ref_fn)
+        print(f"B={rb['B']} through nj.solve_batch(straggler_steps={K}): library "
+              f"{rb['lib_ms']:.3f} ms/path (compile {rb['compile_s']:.1f} s), "
+              f"SciPy/lib {rb['scipy_ms'] / rb['lib_ms']:.0f}x, lib |dS| {rb['lib_err']:.1e}, "
+              f"conv {rb['lib_conv']:.3f}, {rb['polished']} of {rb['B']} paths polished")
     print()
     print("|dS| = max |S − S_ref|, |dx| = max |x − x_ref| over the paths solved, with S_ref, x_ref")
     print("the library at BlockNewton(rtol=atol=1e-13) on the same 101-node problem (optimisation")

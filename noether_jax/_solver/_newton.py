@@ -166,48 +166,56 @@ class BlockNewton(AbstractPathSolver):
         def factor(sigma):
             return _blocktri.cholesky(diag + sigma * eye_s, off)
 
-        # Coarse search upwards by factors of 10, then bisection in log space; the factor
-        # of the positive definite end is carried along.
-        def up_cond(c):
-            sigma, pd, _ = c
-            return ~pd & (sigma < 1e3)
+        # Coarse search upwards by factors of 10, then three bisections in log space; the
+        # factor of the positive definite end is carried along. One loop (one copy of the
+        # factorisation in the compiled program).
+        def search_cond(c):
+            _, _, _, _, found, num_bisect = c
+            return want & (~found | (num_bisect < 3))
 
-        def up(c):
-            sigma = c[0] * 10.0
-            chols, pd = factor(sigma)
-            return sigma, pd, chols
-
-        chols0 = jnp.zeros_like(diag)
-        sigma, _, chols = jax.lax.while_loop(up_cond, up, (sigma0, ~want, chols0))
-
-        def bisect(_, c):
-            lo, hi, chols_hi = c
-            mid = jnp.sqrt(lo * hi)
-            chols_mid, pd = factor(mid)
+        def search(c):
+            sigma, lo, hi, chols_hi, found, num_bisect = c
+            trial = jnp.where(found, jnp.sqrt(lo * hi), sigma * 10.0)
+            chols, pd = factor(trial)
+            up_done = ~found & (pd | (trial >= 1e3))
+            new_lo = jnp.where(found, jnp.where(pd, lo, trial), jnp.where(up_done, trial / 10, lo))
+            new_hi = jnp.where(found, jnp.where(pd, trial, hi), jnp.where(up_done, trial, hi))
+            new_chols = jnp.where(
+                found, jnp.where(pd, chols, chols_hi), jnp.where(up_done, chols, chols_hi)
+            )
             return (
-                jnp.where(pd, lo, mid),
-                jnp.where(pd, mid, hi),
-                jnp.where(pd, chols_mid, chols_hi),
+                jnp.where(found, sigma, trial),
+                new_lo,
+                new_hi,
+                new_chols,
+                found | up_done,
+                num_bisect + found.astype(jnp.int32),
             )
 
-        _, sigma, chols = jax.lax.fori_loop(
-            0, jnp.where(want, 3, 0), bisect, (sigma / 10.0, sigma, chols)
+        chols0 = jnp.zeros_like(diag)
+        _, _, sigma, chols, _, _ = jax.lax.while_loop(
+            search_cond,
+            search,
+            (sigma0, sigma0 / 10, sigma0, chols0, jnp.array(False), jnp.array(0, jnp.int32)),
         )
 
-        def inv_iter(_, v):
-            w = _blocktri.cho_solve(chols, off, v)
-            return w / jnp.sqrt(jnp.sum(w * w))
+        # Inverse iteration for `v`, then (the last trip) the regularised Newton step, in one
+        # loop for the same reason.
+        num_inv = 12
 
-        v = jax.lax.fori_loop(0, jnp.where(want, 12, 0), inv_iter, v0)
+        def inv_iter(k, c):
+            v, delta = c
+            last = k == num_inv
+            w = _blocktri.cho_solve(chols, off, jnp.where(last, g, v))
+            return (
+                jnp.where(last, v, w / jnp.sqrt(jnp.sum(w * w))),
+                jnp.where(last, -w, delta),
+            )
 
-        # Also only where wanted (under `vmap` the loop skips unless some element wants it).
-        def finish(_, c):
-            curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
-            return curv, -_blocktri.cho_solve(chols, off, g)
-
-        curv, delta = jax.lax.fori_loop(
-            0, jnp.where(want, 1, 0), finish, (jnp.zeros((), dt), jnp.zeros_like(g))
+        v, delta = jax.lax.fori_loop(
+            0, jnp.where(want, num_inv + 1, 0), inv_iter, (v0, jnp.zeros_like(g))
         )
+        curv = jnp.where(want, jnp.sum(v * _blocktri.matvec(diag, off, v)), 0.0)
         is_min = ~(curv < 0) | ~jnp.all(jnp.isfinite(v))
         return is_min, v, delta, sigma
 
