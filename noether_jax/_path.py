@@ -54,7 +54,9 @@ def _adapt_grid(adaptive, sde, x0, x1, t0, t1, grid, args, y0, action, solver):
         s, y = carry
         ts = t0 + s * (t1 - t0)
         problem = FixedTimeProblem(action, sde, ts, x0, x1, args)
-        y, _, _ = solve_problem(problem, solver, y, max_steps=adaptive.round_steps)
+        y, _, _ = solve_problem(
+            problem, solver, y, max_steps=adaptive.round_steps, certify=False
+        )
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
         fs = jax.vmap(lambda t, x: sde.f(t, x, args))(ts, xs)
         s_new = adaptive.redistribute(s, xs, fs)
@@ -86,7 +88,7 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
     S_coarse = None
     for _ in range(refine.levels - 1):
         problem = FixedTimeProblem(action, sde, t0 + s * (t1 - t0), x0, x1, args)
-        y, _, _ = solve_problem(problem, solver, y, max_steps=max_steps)
+        y, _, _ = solve_problem(problem, solver, y, max_steps=max_steps, certify=False)
         S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
         s, xs = halve_steps(s, xs)
@@ -225,7 +227,10 @@ def minimize_action(
     - `solver`: `nj.BlockNewton()` (default for `d ≤ 8`), `nj.NewtonCG()` (matrix-free,
       default above), `nj.LBFGS()`, or any `optx.AbstractMinimiser` (`optx.BFGS(...)`,
       `optx.NonlinearCG(...)`, `optx.OptaxMinimiser(optax.adam(...), ...)`): the solve is
-      `optx.minimise` on an `nj.AbstractPathProblem`, whatever the solver.
+      `optx.minimise` on an `nj.AbstractPathProblem`, whatever the solver. A successful
+      stop of a solver that does not look for negative curvature itself (all but
+      `nj.BlockNewton` and `nj.NewtonCG`) is tested for a saddle point of the action
+      (Hessian positive definite; `d ≤ 64`), reported as `RESULTS.saddle_point`.
     - `rtol`, `atol`: tolerances of the default solver (see `nj.BlockNewton`: a Newton
       decrement `≤ atol + rtol·|S|` and an undamped Newton step `≤ rtol ×` the path's
       extent, invariant to the grid and to the scale of the state). Give them to the

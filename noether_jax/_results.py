@@ -42,6 +42,13 @@ with warnings.catch_warnings():
             "after its last restart). The problem may be too stiff for this grid: increase "
             "`n_nodes`, or start from a better path."
         )
+        saddle_point = (
+            "The solver stopped where the gradient of the action vanishes, but the action has "
+            "a direction of negative curvature there: a saddle point, not a minimum (e.g. a "
+            "path held on a symmetry axis, which a gradient-based minimiser cannot leave). "
+            "Use `nj.BlockNewton` (the default for d ≤ 8), which escapes saddle points, or "
+            "start from a path off the axis."
+        )
         grid_too_coarse = (
             "The path converged on every grid of `nj.Refine`, but the estimated discretisation "
             "error of the action (`|S_h − S_2h|/3`, in `sol.stats['error_estimate']`) exceeds "

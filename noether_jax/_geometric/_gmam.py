@@ -37,7 +37,9 @@ from .._problem import AbstractPathProblem
 from .._results import RESULTS
 from .._sde import SDE, metric_whiten
 from .._solver import (
+    ESCAPES_SADDLES,
     HESSIAN_TAGS,
+    is_minimum,
     default_solver,
     default_tol,
     hessian_solver,
@@ -330,7 +332,7 @@ def find_curve(
         problem = GeometricProblem(sde, carry.c, N, args)
         a, res, st = solve_problem(
             problem, solver, carry.a, max_steps=max_inner_steps,
-            adjoint=optx.RecursiveCheckpointAdjoint(),
+            adjoint=optx.RecursiveCheckpointAdjoint(), certify=False,
         )
         moved = problem.full(a)
         solved = res == RESULTS.successful
@@ -428,6 +430,11 @@ def solve_geometric(
     a0 = jnp.zeros((n - 2, d - 1), dtype)
     adjoint = optx.ImplicitAdjoint(linear_solver=hessian_solver(d - 1, dtype))
     a, _ = adjoint.apply(_at_root, _normal_gradient, (problem, a0), HESSIAN_TAGS)
+    if not isinstance(solver, ESCAPES_SADDLES):
+        # The rounds' solves stop at any stationary curve; test the last one (the
+        # library's Newton solvers escape saddle points themselves).
+        saddle = (result == RESULTS.successful) & ~is_minimum(problem, a0)
+        result = RESULTS.where(saddle, RESULTS.saddle_point, result)
     g = problem.grad(jax.lax.stop_gradient(a))
     xs = problem.full(a)
     S = minimal_value(problem, a)

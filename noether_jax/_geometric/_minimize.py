@@ -252,7 +252,9 @@ def minimize_geometric_action(
       (default above), `nj.LBFGS()` or any `optx.AbstractMinimiser`, as for
       `nj.minimize_action`. `nj.BlockNewton(escape=...)` sets the relative length of
       steps along negative curvature, which lets a straight initial curve on a symmetry
-      axis leave it when the most likely path does (Maier–Stein with `β > 4`).
+      axis leave it when the most likely path does (Maier–Stein with `β > 4`). The other
+      solvers stop on such an axis; the final curve is then tested and reported as
+      `RESULTS.saddle_point` (as for `nj.minimize_action`).
     - `rtol`, `atol`: tolerances of the default solver (as for `nj.minimize_action`); the
       rounds stop when one moves no node by more than `rtol ×` the path's extent, with the
       round's solve converged. Defaults `1e-8` (float64), `1e-5` (float32). Give them to

@@ -1,7 +1,9 @@
 from ._base import AbstractPathSolver as AbstractPathSolver, default_tol as default_tol
 from ._drive import (
+    ESCAPES_SADDLES as ESCAPES_SADDLES,
     HESSIAN_TAGS as HESSIAN_TAGS,
     hessian_solver as hessian_solver,
+    is_minimum as is_minimum,
     minimal_value as minimal_value,
     solve_problem as solve_problem,
     stop_gradient_arrays as stop_gradient_arrays,

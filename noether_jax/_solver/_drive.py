@@ -8,10 +8,15 @@ import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
 
-from .._linalg import BlockCholesky
+from .._linalg import BlockCholesky, _blocktri
 from .._problem import AbstractPathProblem, problem_value
 from .._results import RESULTS
 from ._base import AbstractPathSolver
+from ._newton import BlockNewton
+from ._newton_cg import NewtonCG
+
+# Solvers that look for negative curvature themselves and escape saddle points.
+ESCAPES_SADDLES = (BlockNewton, NewtonCG)
 
 # Above this block size the structured solve (3d Hessian-vector products to read off the
 # blocks, O(N d³) to factor them) costs more than conjugate gradients.
@@ -64,6 +69,26 @@ def to_results(solver, sol: optx.Solution) -> RESULTS:
     return RESULTS.where(out_of_steps, RESULTS.max_steps_reached, result)
 
 
+def is_minimum(problem: AbstractPathProblem, y) -> jax.Array:
+    r"""The second-order test of a stationary point: whether the exact block-tridiagonal
+    Hessian plus `√ε·diag|H|` is positive definite (one block Cholesky factorisation).
+
+    A gradient-based minimiser stops at any point where the gradient vanishes, minima and
+    saddle points alike; the shift lets through flat directions (the timing of a long wait
+    at a fixed point, curvature below `√ε` of the diagonal) and nothing else. Paths whose
+    blocks are larger than 64 are not tested (their Hessian blocks cost more than the solve)
+    and pass."""
+    if y.shape[-1] > _BLOCK_SOLVE_MAX_DIM:
+        return jnp.array(True)
+    H = problem.hessian(y)
+    diag, off = H.diag, H.off
+    dt = diag.dtype
+    hdiag = jnp.abs(jnp.diagonal(diag, axis1=-2, axis2=-1))
+    shift = jnp.sqrt(jnp.finfo(dt).eps) * jnp.maximum(hdiag, jnp.finfo(dt).tiny)
+    _, pd = _blocktri.cholesky(diag + shift[..., None] * jnp.eye(diag.shape[-1], dtype=dt), off)
+    return pd
+
+
 def solve_problem(
     problem: AbstractPathProblem,
     solver: optx.AbstractMinimiser,
@@ -71,9 +96,15 @@ def solve_problem(
     *,
     max_steps: int,
     adjoint: optx.AbstractAdjoint | None = None,
+    certify: bool = True,
 ) -> tuple[Any, RESULTS, dict[str, Any]]:
     """Minimise `problem` from `y0` with any optimistix minimiser. Returns the free nodes, an
-    `nj.RESULTS` code and stats (`num_steps`, `grad_norm`, the solver's own)."""
+    `nj.RESULTS` code and stats (`num_steps`, `grad_norm`, the solver's own).
+
+    With `certify` a successful stop of a solver other than `nj.BlockNewton` and
+    `nj.NewtonCG` (which look for negative curvature themselves and escape saddle points)
+    is tested by `is_minimum`; a saddle point of the action becomes
+    `RESULTS.saddle_point`, never `successful`."""
     if adjoint is None:
         adjoint = implicit_adjoint(y0.shape[-1], y0.dtype)
     sol = optx.minimise(
@@ -93,6 +124,10 @@ def solve_problem(
     stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
     stats["grad_norm"] = jnp.max(jnp.abs(g))
     result = RESULTS.where(jnp.all(jnp.isfinite(g)), result, RESULTS.nonfinite)
+    if certify and not isinstance(solver, ESCAPES_SADDLES):
+        y_fix = jax.lax.stop_gradient(y)
+        saddle = (result == RESULTS.successful) & ~is_minimum(problem, y_fix)
+        result = RESULTS.where(saddle, RESULTS.saddle_point, result)
     return y, result, stats
 
 
