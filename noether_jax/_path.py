@@ -230,7 +230,8 @@ def minimize_action(
       `optx.minimise` on an `nj.AbstractPathProblem`, whatever the solver. A successful
       stop of a solver that does not look for negative curvature itself (all but
       `nj.BlockNewton` and `nj.NewtonCG`) is tested for a saddle point of the action
-      (Hessian positive definite; `d ≤ 64`), reported as `RESULTS.saddle_point`.
+      (Hessian positive definite for `d ≤ 64`, a Krylov check for negative curvature
+      above), reported as `RESULTS.saddle_point`.
     - `rtol`, `atol`: tolerances of the default solver (see `nj.BlockNewton`: a Newton
       decrement `≤ atol + rtol·|S|` and an undamped Newton step `≤ rtol ×` the path's
       extent, invariant to the grid and to the scale of the state). Give them to the

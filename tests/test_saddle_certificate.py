@@ -81,3 +81,26 @@ def test_geometric_solve_on_the_axis_is_a_saddle_not_converged():
     assert np.isclose(float(sol.action), 0.25 / D, rtol=1e-2)
     assert float(sol.action) > 1.3 * float(ref.action)
     assert sol.result == nj.RESULTS.saddle_point and not bool(sol.converged)
+
+
+def test_is_minimum_above_64_dimensions_uses_the_krylov_check():
+    """d = 66: Maier–Stein in the first two coordinates, 64 decoupled OU coordinates
+    (`−x`, at rest at 0). The axis path and the minimum of the 2-D problem, padded with
+    zeros, are the saddle point and the minimum of the 66-D problem; the Hessian blocks
+    (66 × 66) are not formed, the CG check finds the negative curvature."""
+    d = 66
+
+    def drift(t, x, beta):
+        return jnp.concatenate([_ms(t, x[:2], beta), -x[2:]])
+
+    sde = nj.SDE(drift, D)
+    ts = jnp.linspace(0.0, T, 41)
+    x1 = jnp.array([1.0, 0.0])
+    pad = lambda xs: jnp.pad(xs, ((0, 0), (0, d - 2)))  # noqa: E731
+    problem = FixedTimeProblem(nj.FreidlinWentzell(), sde, ts, pad(X0[None])[0],
+                               pad(x1[None])[0], BETA)
+    axis = pad(_solve(x1, SOLVERS["optx.BFGS"]).xs[1:-1])
+    minimum = pad(_solve(x1).xs[1:-1])
+    assert float(jnp.max(jnp.abs(problem.grad(axis)))) < 1e-6  # stationary in 66-D too
+    assert not bool(is_minimum(problem, axis))
+    assert bool(is_minimum(problem, minimum))

@@ -21,7 +21,9 @@ class LBFGS(optx.AbstractMinimiser):
     """Limited-memory BFGS (`optimistix.LBFGS`) on the discrete action, for drifts without
     Hessian-vector products (`nj.NewtonCG` is the default for `d > 8`). Converges linearly;
     use many more `max_steps` than for `nj.BlockNewton`. It uses nothing of the path's
-    structure, so it minimises any function (it is an `optx.AbstractMinimiser`).
+    structure, so it minimises any function (it is an `optx.AbstractMinimiser`). It stops at
+    any stationary point; `nj.minimize_action` and `nj.minimize_geometric_action` test each
+    stop for a saddle point of the action (`RESULTS.saddle_point`).
 
     **Arguments:**
 

@@ -91,6 +91,18 @@ def _steihaug_cg(
     return _CGOut(s, Ps, Hs, status, p, kappa, pPp, rel_res, radius, j)
 
 
+def finds_negative_curvature(problem, y, steps: int = 32) -> Bool[Array, ""]:
+    """`nj.NewtonCG`'s check at a stationary point, on its own: `steps` preconditioned CG
+    iterations from a fixed generic right-hand side, looking for a direction with
+    `pᵀHp ≤ −√ε pᵀPp` (Hessian-vector products only). A cheap check, not a certificate:
+    negative curvature outside the Krylov space of `steps` iterations is missed."""
+    eps = jnp.finfo(y.dtype).eps
+    _, hvp = problem.linearize_grad(y)
+    cg = _steihaug_cg(hvp, problem.preconditioner(y), generic_vector(y), jnp.inf, eps, steps,
+                      jnp.sqrt(eps))
+    return cg.status == _NEGATIVE
+
+
 class _NewtonCGState(eqx.Module):
     S: Float[Array, ""]
     gnorm0: Float[Array, ""]
