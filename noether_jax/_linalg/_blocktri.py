@@ -91,6 +91,16 @@ def blocks_from_intervals(
     return h_bb[:-1] + h_aa[1:], h_ab[1:-1]
 
 
+def scaled_identity(diag: Float[Array, "m d d"]) -> Float[Array, "m d d"]:
+    """`diag(|H_ii|)` as blocks `(m, d, d)` (with a floor): the scale of a damping or of a
+    round-off shift that is invariant to the scale of each variable."""
+    dt = diag.dtype
+    k = diag.shape[-1]
+    hdiag = jnp.abs(jnp.diagonal(diag, axis1=-2, axis2=-1))
+    scale = jnp.maximum(hdiag, 1e-12 * jnp.mean(hdiag) + jnp.finfo(dt).tiny)
+    return scale[..., None] * jnp.eye(k, dtype=dt)
+
+
 def matvec(diag, off, x: Float[Array, "m d"]) -> Float[Array, "m d"]:
     """`H x` for the symmetric block-tridiagonal `H`."""
     y = jnp.einsum("mij,mj->mi", diag, x)

@@ -82,11 +82,8 @@ def is_minimum(problem: AbstractPathProblem, y) -> jax.Array:
     if y.shape[-1] > _BLOCK_SOLVE_MAX_DIM:
         return ~finds_negative_curvature(problem, y)
     H = problem.hessian(y)
-    diag, off = H.diag, H.off
-    dt = diag.dtype
-    hdiag = jnp.abs(jnp.diagonal(diag, axis1=-2, axis2=-1))
-    shift = jnp.sqrt(jnp.finfo(dt).eps) * jnp.maximum(hdiag, jnp.finfo(dt).tiny)
-    _, pd = _blocktri.cholesky(diag + shift[..., None] * jnp.eye(diag.shape[-1], dtype=dt), off)
+    shift = jnp.sqrt(jnp.finfo(H.diag.dtype).eps) * _blocktri.scaled_identity(H.diag)
+    _, pd = _blocktri.cholesky(H.diag + shift, H.off)
     return pd
 
 

@@ -49,15 +49,6 @@ _NUM_FLAT = 8
 _SIGMA0 = 256
 
 
-def _scaled_eye(diag):
-    """`diag(|H_ii|)`-shaped damping blocks (with a floor), as `(m, k, k)`."""
-    dt = diag.dtype
-    k = diag.shape[-1]
-    hdiag = jnp.abs(jnp.diagonal(diag, axis1=-2, axis2=-1))
-    scale = jnp.maximum(hdiag, 1e-12 * jnp.mean(hdiag) + jnp.finfo(dt).tiny)
-    return scale[..., None] * jnp.eye(k, dtype=dt)
-
-
 class BlockNewton(AbstractPathSolver):
     r"""Damped Newton's method on the exact Hessian of the discrete action (the default
     solver for `d ≤ 8`; above, assembling the `d × d` blocks costs more than
@@ -160,7 +151,7 @@ class BlockNewton(AbstractPathSolver):
         positive semidefinite `H`), `v`, and the regularised Newton step `−(H + σE)⁻¹∇S`.
         """
         dt = g.dtype
-        eye_s = _scaled_eye(diag)
+        eye_s = _blocktri.scaled_identity(diag)
         sigma0 = jnp.asarray(_SIGMA0 * jnp.finfo(dt).eps, dt)
 
         def factor(sigma):
@@ -255,7 +246,7 @@ class BlockNewton(AbstractPathSolver):
         # shift `σ₀`), its factorisation is the second-order test and its step the Newton
         # step that measures the distance to the optimum.
         lam_eff = jnp.where(pending, sigma0, lam_in)
-        eye_s = _scaled_eye(diag)
+        eye_s = _blocktri.scaled_identity(diag)
         chols, pd = _blocktri.cholesky(diag + lam_eff * eye_s, off)
         delta_n = -_blocktri.cho_solve(chols, off, g0)
         ell = problem.scale(y)
