@@ -18,8 +18,9 @@ Usage: `python benchmarks/bench_symmetry_scale.py [case ...]` with cases `rot:D`
 `drot:D`, `dlin:D` (the same with `method="dense"`; `rot:D:I` caps LOBPCG at `I` iterations),
 `crot:D` (`method="commutant"`), `arot:D` (`method="auto"`, its default points), `eps:D`,
 `ceps:D` (the near-symmetry with the matrix-free and the commutant search),
-`charge:D[:N]` (the rotation found by the default search), `known:D[:N]` (default: the
-cases recorded in RESULTS.md); `--timeout S` per case.
+`charge:D[:N]` (the rotation found by the default search; its charge along the fixed-time,
+the geometric and the geo-timed path, `nj.fixed_time_path` of the geometric one),
+`known:D[:N]` (default: the cases recorded in RESULTS.md); `--timeout S` per case.
 """
 
 import json
@@ -106,11 +107,31 @@ elif kind == "charge":
     out.update(path_converged=bool(sol.converged), nodes=n,
                variation_symmetry=float(rep.relative_variations[0]),
                variation_broken=float(rep.relative_variations[1]))
+    tic = time.time()
     geo = nj.minimize_geometric_action(sde, x0, x1, args=0.0, n_nodes=n)
+    geo.xs.block_until_ready()
+    geo_s = time.time() - tic
     rep = nj.charge_report(sde, geo, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
-    out.update(geometric_converged=bool(geo.converged),
+    out.update(geometric_converged=bool(geo.converged), geometric_s=geo_s,
                geometric_variation_symmetry=float(rep.relative_variations[0]),
                geometric_variation_broken=float(rep.relative_variations[1]))
+    # geo-timed: the fixed-time path on the geometric path's own times (`nj.fixed_time_path`),
+    # along which the charges of exact symmetries are constant to round-off, not O(h²).
+    timed_s = []
+    for _ in range(2):  # the first call compiles
+        tic = time.time()
+        timed = nj.fixed_time_path(sde, geo, 0.0)
+        timed.xs.block_until_ready()
+        timed_s.append(time.time() - tic)
+    rep = nj.charge_report(sde, timed, [g, broken], args=0.0, names=["R0,1 (found)", "R0,2"])
+    out.update(geo_timed_converged=bool(timed.converged),
+               geo_timed_steps=int(timed.stats["num_steps"]),
+               geo_timed_s=timed_s[0], geo_timed_warm_s=timed_s[1],
+               geo_timed_variation_symmetry=float(rep.relative_variations[0]),
+               geo_timed_variation_broken=float(rep.relative_variations[1]),
+               geo_timed_geometric_action_in=float(timed.stats["geometric_action_in"]),
+               geo_timed_geometric_action_out=float(timed.stats["geometric_action_out"]),
+               geo_timed_shift=float(timed.stats["shift"]))
 elif kind == "known":
     # The symmetry known in closed form (no search): its charge along a fixed-time and a
     # geometric most likely path, both with the default solver for this d, and a broken

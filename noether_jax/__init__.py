@@ -14,6 +14,7 @@ from ._path import minimize_action as minimize_action
 from ._geometric import (
     Transition as Transition,
     barrier as barrier,
+    fixed_time_path as fixed_time_path,
     geometric_action_of as geometric_action_of,
     minimize_geometric_action as minimize_geometric_action,
     physical_times as physical_times,

@@ -129,7 +129,11 @@ def noether_charge(
 
     Conserved along most likely paths when `[ξ, f] = 0` and `ξ` preserves the noise metric
     (docs/conventions.md). Quasi-momentum: `ξ = e`; quasi-angular momentum: `ξ = A x`, `A = −Aᵀ`.
-    Along an Onsager–Machlup path this needs `∇·f` invariant under `ξ` as well.
+    Along an Onsager–Machlup path this needs `∇·f` invariant under `ξ` as well. Along a
+    converged fixed-time path the charge of an affine symmetry is constant to round-off;
+    along a geometric path (`nj.minimize_geometric_action`) only to `O(h²)`:
+    `nj.fixed_time_path(sde, geo, args)` gives the path on the same times along which it is
+    constant to round-off.
 
     **Functional:** an explicit `action=` wins; otherwise the one a `nj.PathSolution`
     minimised (`sol.functional`); for a raw pair `(ts, xs)`, `nj.FreidlinWentzell()`.

@@ -67,8 +67,8 @@ _COST_ORDER = (
     "test_stiff", "test_batch_runner", "test_global_route", "test_batch_grad", "test_charges",
     "test_symmetry_scale", "test_symmetry_commutant", "test_rnn", "test_fixed_points",
     "test_distributed", "test_errors", "test_case_network", "test_om_energy", "test_case_ring",
-    "test_relax_settle", "test_hamilton", "test_cases_linear", "test_newton_cg", "test_cli",
-    "test_linalg", "test_saddle_certificate", "test_imports",
+    "test_relax_settle", "test_fixed_time_path", "test_hamilton", "test_cases_linear",
+    "test_newton_cg", "test_cli", "test_linalg", "test_saddle_certificate", "test_imports",
 )
 
 

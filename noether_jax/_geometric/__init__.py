@@ -2,6 +2,7 @@ from ._gmam import physical_times as physical_times
 from ._gmam import geometric_action_of as geometric_action_of
 from ._gmam import GeometricProblem as GeometricProblem
 from ._minimize import minimize_geometric_action as minimize_geometric_action
+from ._timed import fixed_time_path as fixed_time_path
 from ._fixed_points import (
     FIXED_POINT_KINDS as FIXED_POINT_KINDS,
     FixedPoint as FixedPoint,

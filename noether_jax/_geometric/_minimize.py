@@ -278,7 +278,11 @@ def minimize_geometric_action(
       `nj.noether_charge` and `nj.action_of` work on the solution, and the quasi-energy is
       `≈ 0`. The continuum time to leave or reach a fixed point is infinite; the discrete
       one is finite (`ts[-1]` grows like `log n_nodes`); it is `inf` after a segment whose
-      midpoint is a fixed point.
+      midpoint is a fixed point. The nodes are placed along the curve by the monitor, not
+      by the fixed-time Euler–Lagrange equations, so the charges of exact symmetries are
+      constant along `xs` only to `O(h²)`; `nj.fixed_time_path(sde, sol, args)` (one
+      fixed-time solve on these `ts`, 5–10 Newton steps) makes them constant to round-off
+      without raising `Ŝ_h`.
     - `stats`: `num_steps` (Newton steps, all grids), `num_rounds` (redistributions, all
       grids), `shift` (the last round's largest node movement), `grad_norm`; with
       `nj.Refine` also `error_estimate` (of `action`, absolute), `action_extrapolated`

@@ -160,7 +160,11 @@ def charge_report(
 
     On a converged fixed-time path, affine symmetries have charges constant to round-off
     (the discretisation is a variational integrator) and the quasi-energy (for a
-    time-independent system) is constant to `O(h²)`. Jit-compatible (with `eqx.filter_jit`).
+    time-independent system) is constant to `O(h²)`. Along a geometric path
+    (`nj.minimize_geometric_action`) they are constant only to `O(h²)` (its nodes are
+    placed along the curve by a monitor); `nj.fixed_time_path(sde, geo, args)`, one
+    fixed-time solve on the geometric path's own times, makes them constant to round-off.
+    Jit-compatible (with `eqx.filter_jit`).
     """
     if not isinstance(sde, SDE):
         raise ValueError(
