@@ -187,3 +187,28 @@ def test_equivariant_network_has_exact_rotation_and_constant_charge():
     assert float(rep.relative_variations[0]) < 1e-10
     assert abs(float(rep.means[0])) > 1e-3  # a nonzero charge, constant
     assert float(rep.relative_variations[1]) > 1e-3  # a rotation that is not a symmetry
+
+
+def test_trained_bump_network_has_the_ring_rotation_as_near_symmetry():
+    # A reduced `examples/rnn_ring_symmetry.py` (d = 64 there): trained from W = 0 on a
+    # task invariant under cyclic shifts of the units, the network stays circulant, and the
+    # search over all of `nj.Rotations(d)` at the states it visits finds the continuous
+    # rotation of the ring (spectral derivative `G`) as its most nearly conserved charge.
+    ex = _example("rnn_ring_symmetry")
+    d = 16
+    net, task, losses = ex.train_bump(d, steps=100)
+    assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+    assert ex.circulant_defect(net.W) < 1e-6  # shift equivariance kept by every Adam step
+    G = ex.ring_shift_generator(d)
+    np.testing.assert_allclose(G, -G.T, atol=0)
+    st = ex.bump_study(net, task, jax.random.key(1), num=48, n_nodes=41, num_near=8)
+    sv = np.asarray(st["full"].singular_values)
+    assert st["full"].method == "dense" and int(st["full"].num_symmetries) == 0
+    assert sv[0] < 1e-3 and st["shift_sigma"] < 1e-3, (sv[:3], st["shift_sigma"])
+    # The smallest direction moves the visited states, and the path's, as G does.
+    assert st["overlap_states"] > 0.999 and st["overlap_path"] > 0.9999, st
+    # The near-null directions act on the memories as one generator, G.
+    assert st["memory_action_ratio"] < 0.05 and st["memory_action_overlap"] > 0.999, st
+    assert bool(st["path"].converged)
+    var = np.asarray(st["report"].relative_variations)  # smallest, G, broken R0,1
+    assert var[0] < 1e-4 and var[1] < 1e-4 and var[2] > 1e-2, var
