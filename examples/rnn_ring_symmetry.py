@@ -118,25 +118,31 @@ def angle_loss(net, task):
     return jnp.sum(jnp.where(late, err, 0.0)) / (jnp.sum(late) * err.shape[0])
 
 
+def adam(net, loss, task, optimizer, steps: int):
+    """`steps` optimiser steps on `loss(net, task)` (one compiled step). Returns
+    `(net, losses)`."""
+    opt_state = optimizer.init(eqx.filter(net, eqx.is_array))
+
+    @eqx.filter_jit
+    def step(net, opt_state):
+        value, grads = eqx.filter_value_and_grad(loss)(net, task)
+        updates, opt_state = optimizer.update(grads, opt_state, net)
+        return eqx.apply_updates(net, updates), opt_state, value
+
+    losses = []
+    for _ in range(steps):
+        net, opt_state, value = step(net, opt_state)
+        losses.append(float(value))
+    return net, losses
+
+
 def train_ring(key, d: int = 8, *, steps: int = 400, lr=1e-2):
     """Adam on the angle task from a random network (`lr`: a float or an optax schedule).
     Returns `(net, task, losses)`."""
     k_task, k_net = jax.random.split(key)
     task = make_angle_task(k_task, d)
     net = nj.CTRNN.random(k_net, d, gain=0.8)
-    optimizer = optax.adam(lr)
-    opt_state = optimizer.init(eqx.filter(net, eqx.is_array))
-
-    @eqx.filter_jit
-    def step(net, opt_state):
-        loss, grads = eqx.filter_value_and_grad(angle_loss)(net, task)
-        updates, opt_state = optimizer.update(grads, opt_state, net)
-        return eqx.apply_updates(net, updates), opt_state, loss
-
-    losses = []
-    for _ in range(steps):
-        net, opt_state, loss = step(net, opt_state)
-        losses.append(float(loss))
+    net, losses = adam(net, angle_loss, task, optax.adam(lr), steps)
     return net, task, losses
 
 
@@ -321,18 +327,7 @@ def train_bump(d: int = 64, *, steps: int = 300, lr: float = 1e-2, init_scale: f
     W0 = init_scale * jax.random.normal(key, (d, d)) / math.sqrt(d)
     net = nj.CTRNN(W0, jnp.zeros(d))
     optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps))
-    opt_state = optimizer.init(eqx.filter(net, eqx.is_array))
-
-    @eqx.filter_jit
-    def step(net, opt_state):
-        loss, grads = eqx.filter_value_and_grad(bump_loss)(net, task)
-        updates, opt_state = optimizer.update(grads, opt_state, net)
-        return eqx.apply_updates(net, updates), opt_state, loss
-
-    losses = []
-    for _ in range(steps):
-        net, opt_state, loss = step(net, opt_state)
-        losses.append(float(loss))
+    net, losses = adam(net, bump_loss, task, optimizer, steps)
     return net, task, losses
 
 
@@ -531,6 +526,14 @@ def symmetric_case(key, m: int = 3, *, gain: float = 2.5, b_scale: float = 0.0, 
 # --- The whole example ----------------------------------------------------------------------
 
 
+def _print_path_charges(st, progress):
+    """The charges along the trained network's most likely path between two memories."""
+    progress(f"   charges along the most likely path memory(0) → memory(π/2), T = "
+             f"{float(st['path'].ts[-1]):.0f}, S = {float(st['path'].action):.4f} (D = 1):")
+    for line in str(st["report"]).splitlines():
+        progress("     " + line)
+
+
 def _equivariant_part(key, m, large, progress):
     """Part 2: the network symmetric by construction (`m` pairs); prints, returns the case
     and its overlap with the known pair rotation."""
@@ -603,10 +606,7 @@ def _run_bump(out, *, d, quick, seed, progress):
              f"{st['memory_action_ratio']:.1e} of the first), that of G (overlap "
              f"{st['memory_action_overlap']:.6f})")
     rep = st["report"]
-    progress(f"   charges along the most likely path memory(0) → memory(π/2), T = "
-             f"{float(st['path'].ts[-1]):.0f}, S = {float(st['path'].action):.4f} (D = 1):")
-    for line in str(rep).splitlines():
-        progress("     " + line)
+    _print_path_charges(st, progress)
     sym_case, sv_sym, overlap_sym = _equivariant_part(k_sym, d // 2, True, progress)
     var = np.asarray(rep.relative_variations)
     svar = np.asarray(sym_case["report"].relative_variations)
@@ -675,10 +675,7 @@ def _run_readout(out, *, d, quick, seed, progress):
         progress(f"   relative breaking of QJQᵀ itself at the same states: σ = "
                  f"{st['plane_sigma']:.4f}")
     rep = st["report"]
-    progress(f"   charges along the most likely path memory(0) → memory(π/2), T = "
-             f"{float(st['path'].ts[-1]):.0f}, S = {float(st['path'].action):.4f} (D = 1):")
-    for line in str(rep).splitlines():
-        progress("     " + line)
+    _print_path_charges(st, progress)
 
     m = d // 2 if large else 3
     sym_case, sv_sym, overlap_sym = _equivariant_part(k_sym, m, large, progress)

@@ -25,7 +25,7 @@ from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution, raise_if_failed
-from ._solver import default_solver, minimal_value, solve_problem
+from ._solver import minimal_value, solve_problem, solver_for
 from ._solver import stop_gradient_arrays as _stop
 
 
@@ -341,15 +341,7 @@ def minimize_action(
         action = FreidlinWentzell()
     if not isinstance(action, AbstractAction):
         raise ValueError(f"`action` must be an `nj.AbstractAction`, got {action!r}.")
-    if solver is None:
-        solver = default_solver(d, rtol, atol)
-    elif rtol is not None or atol is not None:
-        raise ValueError("Pass `rtol`/`atol` to the solver you give, not to `minimize_action`.")
-    if not isinstance(solver, optx.AbstractMinimiser):
-        raise ValueError(
-            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
-            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
-        )
+    solver = solver_for(d, solver, rtol, atol, "minimize_action")
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from symmetry_systems import one_rotation_sde
 
 
 def spiral_drift(t, x, a):
@@ -28,25 +29,6 @@ def spiral_drift(t, x, a):
 def rotation(d, pair):
     fam = nj.Rotations(d)
     return nj.Generator(fam, jnp.zeros(fam.size).at[pair].set(1.0))
-
-
-def bench_drift(d, seed=0):
-    # The drift of `benchmarks/bench_symmetry_scale.py`: one exact rotation, `R0,1`.
-    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
-    m = d - 2
-    W = 1.5 * jax.random.normal(k1, (m, m)) / jnp.sqrt(m)
-    u = jax.random.normal(k2, (m,)) / jnp.sqrt(m)
-    v = jax.random.normal(k3, (m,)) / jnp.sqrt(m)
-
-    def f(t, x, a):
-        y, z = x[:2], x[2:]
-        r2 = y @ y
-        Jy = jnp.array([-y[1], y[0]])
-        fy = (1.0 - r2 + v @ jnp.tanh(z)) * y + 0.7 * Jy
-        fz = -z + W @ jnp.tanh(z) + u * r2
-        return jnp.concatenate([fy, fz])
-
-    return f
 
 
 SDE3 = nj.SDE(spiral_drift, 0.5)
@@ -109,14 +91,15 @@ def test_geometric_action_does_not_rise(geo, fixed):
 def test_newton_cg_default_reaches_round_off():
     # d = 10: the default solver is `nj.NewtonCG`, run at a tighter tolerance than a solve's.
     d = 10
-    sde = nj.SDE(bench_drift(d), 0.5)
+    sde = one_rotation_sde(d)  # the drift of `benchmarks/bench_symmetry_scale.py`
+    args = (jnp.asarray(0.0), jnp.asarray(1.0))  # ε = 0: R0,1 is exact
     x0 = jnp.zeros(d).at[0].set(1.0)
     x1 = jnp.zeros(d).at[1].set(1.0).at[2].set(0.3)
-    geo = nj.minimize_geometric_action(sde, x0, x1, args=0.0, n_nodes=31)
-    fixed = nj.fixed_time_path(sde, geo, 0.0)
+    geo = nj.minimize_geometric_action(sde, x0, x1, args=args, n_nodes=31)
+    fixed = nj.fixed_time_path(sde, geo, args)
     gens = [rotation(d, 0), rotation(d, 1)]
-    before = variations(sde, geo, gens, 0.0)
-    after = variations(sde, fixed, gens, 0.0)
+    before = variations(sde, geo, gens, args)
+    after = variations(sde, fixed, gens, args)
     assert before[0] > 1e-5
     assert after[0] < 1e-12
     assert after[1] > 1e-2

@@ -9,29 +9,7 @@ import pytest
 
 import noether_jax as nj
 from noether_jax._symmetry._families import AbstractAffineFamily
-
-
-def one_rotation_sde(d, seed=0):
-    """A drift with exactly one rotation symmetry, `R0,1` (see the benchmark script):
-    `f_y = (1 − |y|² + s v·tanh z) y + 0.7 J y + ε (y_0, 0)`,
-    `f_z = −z + s (W tanh z + u |y|²)`, `args = (ε, s)`: `ε` breaks the symmetry; `s = 0`
-    leaves every rotation of `z` a symmetry too. The noise `D` is a vector (equal on the
-    `(x_0, x_1)` plane), so one compiled search serves every test below."""
-    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
-    m = d - 2
-    W = 1.5 * jax.random.normal(k1, (m, m)) / jnp.sqrt(m)
-    u = jax.random.normal(k2, (m,)) / jnp.sqrt(m)
-    v = jax.random.normal(k3, (m,)) / jnp.sqrt(m)
-
-    def f(t, x, a):
-        eps, s = a
-        y, z = x[:2], x[2:]
-        r2 = y @ y
-        fy = (1.0 - r2 + s * (v @ jnp.tanh(z))) * y + 0.7 * jnp.array([-y[1], y[0]])
-        fy = fy + eps * jnp.array([y[0], 0.0])
-        return jnp.concatenate([fy, -z + s * (W @ jnp.tanh(z) + u * r2)])
-
-    return nj.SDE(f, 0.5 * jnp.ones(d))
+from symmetry_systems import one_rotation_sde
 
 
 D10 = 10

@@ -21,7 +21,7 @@ from .._sde import (
     float_args_as_arrays,
 )
 from .._solution import PathSolution, finish_solution, raise_if_failed
-from .._solver import default_solver
+from .._solver import solver_for
 from .._solver import stop_gradient_arrays as _stop
 from ._gmam import (
     bisect_curve,
@@ -348,17 +348,8 @@ def minimize_geometric_action(
     max_inner_steps = as_count(max_inner_steps, "max_inner_steps")
     if max_steps < 1 or max_inner_steps < 1:
         raise ValueError("`max_steps` and `max_inner_steps` must be positive.")
-    if solver is None:
-        solver = default_solver(x0.shape[-1] - 1, rtol, atol)  # blocks: normal displacements
-    elif rtol is not None or atol is not None:
-        raise ValueError(
-            "Pass `rtol`/`atol` to the solver you give, not to `minimize_geometric_action`."
-        )
-    if not isinstance(solver, optx.AbstractMinimiser):
-        raise ValueError(
-            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
-            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
-        )
+    # Blocks: the normal displacements of a node.
+    solver = solver_for(x0.shape[-1] - 1, solver, rtol, atol, "minimize_geometric_action")
     # `throw` outside the compiled solve: raising and non-raising calls share one program.
     sol = _minimize_geometric(
         sde, x0, x1, args, init, solver, rtol, max_steps, max_inner_steps, False,

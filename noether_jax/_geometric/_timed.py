@@ -20,7 +20,7 @@ from .._sde import (
     is_concrete,
 )
 from .._solution import PathSolution, finish_solution, raise_if_failed
-from .._solver import default_solver, minimal_value, solve_problem
+from .._solver import minimal_value, solve_problem, solver_for
 from ._gmam import geometric_action_of
 
 
@@ -225,18 +225,12 @@ def fixed_time_path(
     max_steps = as_count(max_steps, "max_steps")
     if max_steps < 1:
         raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
-    if solver is None:
+    if solver is None:  # the tighter default tolerance; given ones go to the check below
         tol = polish_tol(dtype)
-        solver = default_solver(
-            d, tol if rtol is None else rtol, tol if atol is None else atol
-        )
-    elif rtol is not None or atol is not None:
-        raise ValueError("Pass `rtol`/`atol` to the solver you give, not to `fixed_time_path`.")
-    if not isinstance(solver, optx.AbstractMinimiser):
-        raise ValueError(
-            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
-            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
-        )
+        rtol, atol = (tol if rtol is None else rtol), (tol if atol is None else atol)
+        solver = solver_for(d, None, rtol, atol, "fixed_time_path")
+    else:
+        solver = solver_for(d, solver, rtol, atol, "fixed_time_path")
     # `throw` is applied outside the compiled solve: one program for both.
     out = _fixed_time_path(sde, ts, xs, args, sol.functional, solver, max_steps)
     return raise_if_failed(out) if throw else out

@@ -8,7 +8,11 @@ from ._drive import (
     solve_problem as solve_problem,
     stop_gradient_arrays as stop_gradient_arrays,
 )
-from ._default import NEWTON_MAX_DIM as NEWTON_MAX_DIM, default_solver as default_solver
+from ._default import (
+    NEWTON_MAX_DIM as NEWTON_MAX_DIM,
+    default_solver as default_solver,
+    solver_for as solver_for,
+)
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
 from ._newton_cg import NewtonCG as NewtonCG

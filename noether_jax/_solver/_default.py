@@ -1,5 +1,7 @@
 """The default path solver for a problem's block size."""
 
+import optimistix as optx
+
 from ._newton import BlockNewton
 from ._newton_cg import NewtonCG
 
@@ -15,3 +17,19 @@ def default_solver(block_size: int, rtol: float | None, atol: float | None):
     """`nj.BlockNewton` for blocks of at most `NEWTON_MAX_DIM`, `nj.NewtonCG` above."""
     cls = BlockNewton if block_size <= NEWTON_MAX_DIM else NewtonCG
     return cls(rtol=rtol, atol=atol)
+
+
+def solver_for(block_size: int, solver, rtol: float | None, atol: float | None, where: str):
+    """The solver of an entry point: `solver` if given (then `rtol`/`atol` must not be,
+    they belong to it), else `default_solver(block_size, rtol, atol)`. Refuses anything
+    but an `optx.AbstractMinimiser`, naming the entry point `where`."""
+    if solver is None:
+        return default_solver(block_size, rtol, atol)
+    if rtol is not None or atol is not None:
+        raise ValueError(f"Pass `rtol`/`atol` to the solver you give, not to `{where}`.")
+    if not isinstance(solver, optx.AbstractMinimiser):
+        raise ValueError(
+            "`solver` must be an `optx.AbstractMinimiser`: `nj.BlockNewton()`, "
+            f"`nj.NewtonCG()`, `nj.LBFGS()`, `optx.BFGS(...)`, ...; got {solver!r}."
+        )
+    return solver
