@@ -443,7 +443,11 @@ def relax(
     the implicit function theorem: `−J⁻¹ ∂f/∂θ` with respect to parameters `θ` of the drift,
     zero with respect to `x_start`; the stop test and the polishing are not differentiated.
 
-    `jit`- and `vmap`-able (over `x_start`, `args`, `t0`).
+    `jit`- and `vmap`-able (over `x_start`, `args`, `t0`). Known problem: on CPU (jax
+    0.10.2) a `vmap` of `relax` over 16 starts of a 64-unit network deadlocked inside XLA in
+    three runs out of four (every thread waiting, no CPU used); without the stop test's
+    batched eigenvalues it never did, and 64 starts at `d = 16` never did. At such sizes,
+    loop over the starts (each call is compiled once) until this is resolved.
     """
     where = "relax"
     x0, t0 = _check_start(sde, x_start, t0, args, where, names=("x_start", "t0"))
