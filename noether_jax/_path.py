@@ -25,7 +25,7 @@ from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution, raise_if_failed
-from ._solver import minimal_value, solve_problem, solver_for
+from ._solver import minimal_value, solve_problem, solver_for, warm_started
 from ._solver import stop_gradient_arrays as _stop
 
 
@@ -86,9 +86,11 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
     if refine.adapt is not None:
         s, y = _adapt_grid(refine.adapt, sde, x0, x1, t0, t1, s, args, y, action, solver)
     S_coarse = None
-    for _ in range(refine.levels - 1):
+    for level in range(refine.levels - 1):
         problem = FixedTimeProblem(action, sde, t0 + s * (t1 - t0), x0, x1, args)
-        y, _, _ = solve_problem(problem, solver, y, max_steps=max_steps, certify=False)
+        # Every level but the coarsest starts from the previous one's path.
+        level_solver = solver if level == 0 else warm_started(solver)
+        y, _, _ = solve_problem(problem, level_solver, y, max_steps=max_steps, certify=False)
         S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
         s, xs = halve_steps(s, xs)
@@ -146,6 +148,8 @@ def _minimize_action(
     # Implicit differentiation of the optimum (both modes) with respect to everything the
     # problem holds: endpoints, times, parameters in `args` and in `sde`.
     problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
+    if isinstance(adaptive, Refine):  # warm-started from the coarser levels
+        solver = warm_started(solver)
     y, result, stats = solve_problem(problem_safe, solver, y0_safe, max_steps=max_steps)
     result = RESULTS.where(args_finite, result, RESULTS.invalid_input)
     xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)

@@ -12,6 +12,7 @@ from ._default import (
     NEWTON_MAX_DIM as NEWTON_MAX_DIM,
     default_solver as default_solver,
     solver_for as solver_for,
+    warm_started as warm_started,
 )
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
