@@ -88,15 +88,18 @@ def device_peak_bytes() -> float | None:
 
 
 def library_fn(p: Problem, *, n_nodes: int | None = None, solver=None, max_steps: int = 256,
-               with_init: bool = False):
-    """`(x1s[, inits]) -> PathSolution` batched over endpoints (and initial paths)."""
+               with_init: bool = False, grid_controller=None):
+    """`(x1s[, inits]) -> PathSolution` batched over endpoints (and initial paths).
+    `grid_controller`: e.g. `nj.Refine(levels=3, adapt=None, rtol=float("inf"))`, nested
+    uniform grids ending on the same `n_nodes` (so the same discrete problem)."""
     n = p.n_nodes if n_nodes is None else n_nodes
     x0 = jnp.asarray(p.x0)
+    kw = {} if grid_controller is None else dict(grid_controller=grid_controller)
 
     def one(b, init=None):
         return nj.minimize_action(
             p.sde, x0, b, p.t0, p.t1, n_nodes=n, args=p.args, init=init, solver=solver,
-            max_steps=max_steps, throw=False,
+            max_steps=max_steps, throw=False, **kw,
         )
 
     return jax.vmap(one) if with_init else jax.vmap(lambda b: one(b))
