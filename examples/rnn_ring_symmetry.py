@@ -405,7 +405,8 @@ def bump_study(net, task, key, *, noise: float = 1e-4, num: int = 96, t_path: fl
     t = time.perf_counter()
     full = nj.find_symmetries(SDE1, nj.Rotations(d), points=pts, args=net)
     full_s = time.perf_counter() - t
-    sigma, near = full.near_generators(jnp.inf)[0]
+    dirs = full.near_generators(jnp.inf)[:num_near]  # σ ascending
+    sigma, near = dirs[0]
     G = ring_shift_generator(d)
     one = nj.VectorFieldBasis([SubspaceRotation(G, jnp.zeros(d))], d=d, names=["G"])
     shift_sigma = float(nj.find_symmetries(SDE1, one, points=pts, args=net).singular_values[0])
@@ -422,7 +423,6 @@ def bump_study(net, task, key, *, noise: float = 1e-4, num: int = 96, t_path: fl
     # symmetry on the network's states, whatever the directions add on patterns it never
     # holds (which is why the singular values have no gap).
     mems = jnp.stack([bump_memory(net, th) for th in 2 * np.pi * np.arange(16) / 16])
-    dirs = full.near_generators(jnp.inf)[:num_near]
     F = jnp.stack([(mems @ skew_of(g, d).T).ravel() for _, g in dirs])
     _, s, vt = jnp.linalg.svd(F, full_matrices=False)
     g_field = (mems @ G.T).ravel()

@@ -17,15 +17,13 @@ from ._sde import (
     check_init_and_nodes,
     check_sde_calls,
     float_args_as_arrays,
-    args_are_finite,
     as_grid,
-    diffusion_is_spd,
 )
 from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution, raise_if_failed
-from ._solver import minimal_value, solve_problem, solver_for, warm_started
+from ._solver import solve_on_times, solve_problem, solver_for, warm_started
 from ._solver import stop_gradient_arrays as _stop
 
 
@@ -106,7 +104,6 @@ def _minimize_action(
     dtype = x0.dtype
     ts = t0 + grid * (t1 - t0)
     n = grid.shape[0]
-    args_finite = args_are_finite(args)
     if init is None:
         y0 = x0[None] + grid[1:-1, None] * (x1 - x0)[None]
     else:
@@ -145,20 +142,11 @@ def _minimize_action(
         ts = t0 + grid * (t1 - t0)
         ts_safe = safe(ts, jnp.linspace(0.0, 1.0, n, dtype=dtype))
 
-    # Implicit differentiation of the optimum (both modes) with respect to everything the
-    # problem holds: endpoints, times, parameters in `args` and in `sde`.
-    problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
     if isinstance(adaptive, Refine):  # warm-started from the coarser levels
         solver = warm_started(solver)
-    y, result, stats = solve_problem(problem_safe, solver, y0_safe, max_steps=max_steps)
-    result = RESULTS.where(args_finite, result, RESULTS.invalid_input)
-    xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-    # Envelope theorem: at the optimum dS*/dθ = ∂S/∂θ at fixed path (no linear solve);
-    # second derivatives follow the path.
-    S = minimal_value(FixedTimeProblem(action, sde, ts, x0, x1, args), y)
-
-    # The noise must be SPD along the whole path (matters for callable D).
-    spd = diffusion_is_spd(sde, ts, xs, args)
+    xs, S, result, stats, spd = solve_on_times(
+        action, sde, ts, ts_safe, x0, x1, x0_safe, x1_safe, y0_safe, args, solver, max_steps
+    )
 
     if S_coarse is not None:
         # Second order on a fixed node density: S_2h − S_h ≈ 3 (S_h − S).

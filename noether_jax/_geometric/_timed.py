@@ -8,19 +8,15 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Bool, Float
 
-from .._problem import FixedTimeProblem
-from .._results import RESULTS
 from .._sde import (
     SDE,
-    args_are_finite,
     as_count,
     check_sde_calls,
-    diffusion_is_spd,
     float_args_as_arrays,
     is_concrete,
 )
 from .._solution import PathSolution, finish_solution, raise_if_failed
-from .._solver import minimal_value, solve_problem, solver_for, warm_started
+from .._solver import solve_on_times, solver_for, warm_started
 from ._gmam import geometric_action_of
 
 
@@ -80,14 +76,9 @@ def _fixed_time_path(sde, ts, xs, args, action, solver, max_steps) -> PathSoluti
     # The input's interior nodes are only the warm start: the optimum does not depend on it.
     y0 = jax.lax.stop_gradient(safe(xs[1:-1], 0.0))
 
-    # Implicit differentiation of the optimum with respect to the endpoints, the times,
-    # `args` and arrays in `sde`, as for `nj.minimize_action`.
-    problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
-    y, result, stats = solve_problem(problem_safe, solver, y0, max_steps=max_steps)
-    result = RESULTS.where(args_are_finite(args), result, RESULTS.invalid_input)
-    out = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-    S = minimal_value(FixedTimeProblem(action, sde, ts, x0, x1, args), y)
-    spd = diffusion_is_spd(sde, ts, out, args)
+    out, S, result, stats, spd = solve_on_times(
+        action, sde, ts, ts_safe, x0, x1, x0_safe, x1_safe, y0, args, solver, max_steps
+    )
 
     stop = jax.lax.stop_gradient
     xs_in, xs_out = stop(xs), stop(out)

@@ -5,6 +5,7 @@ from ._drive import (
     hessian_solver as hessian_solver,
     is_minimum as is_minimum,
     minimal_value as minimal_value,
+    solve_on_times as solve_on_times,
     solve_problem as solve_problem,
     stop_gradient_arrays as stop_gradient_arrays,
 )

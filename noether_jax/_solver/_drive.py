@@ -9,8 +9,9 @@ import lineax as lx
 import optimistix as optx
 
 from .._linalg import BlockCholesky, _blocktri
-from .._problem import AbstractPathProblem, problem_value
+from .._problem import AbstractPathProblem, FixedTimeProblem, problem_value
 from .._results import RESULTS
+from .._sde import args_are_finite, diffusion_is_spd
 from ._base import AbstractPathSolver
 from ._newton import BlockNewton
 from ._newton_cg import NewtonCG, finds_negative_curvature
@@ -142,3 +143,22 @@ def _minimal_value_jvp(primals, tangents):
     problem, y = primals
     t_problem, _ = tangents
     return eqx.filter_jvp(lambda p: p.value(y), (problem,), (t_problem,))
+
+
+def solve_on_times(action, sde, ts, ts_safe, x0, x1, x0_safe, x1_safe, y0_safe, args,
+                   solver, max_steps):
+    """The fixed-time solve on the times `ts` from `y0_safe`, run on the safe stand-ins
+    (`*_safe`: harmless values where the inputs are bad), evaluated on the real inputs.
+    Returns `(xs, S, result, stats, spd)` for `finish_solution`."""
+    # Implicit differentiation of the optimum (both modes) with respect to everything the
+    # problem holds: endpoints, times, parameters in `args` and in `sde`.
+    problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
+    y, result, stats = solve_problem(problem_safe, solver, y0_safe, max_steps=max_steps)
+    result = RESULTS.where(args_are_finite(args), result, RESULTS.invalid_input)
+    xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
+    # Envelope theorem: at the optimum dS*/dθ = ∂S/∂θ at fixed path (no linear solve);
+    # second derivatives follow the path.
+    S = minimal_value(FixedTimeProblem(action, sde, ts, x0, x1, args), y)
+    # The noise must be SPD along the whole path (matters for callable D).
+    spd = diffusion_is_spd(sde, ts, xs, args)
+    return xs, S, result, stats, spd
