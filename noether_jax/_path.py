@@ -91,8 +91,14 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
         y, _, _ = solve_problem(problem, level_solver, y, max_steps=max_steps, certify=False)
         S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-        s, xs = halve_steps(s, xs)
-        y = xs[1:-1]
+        s_fine, xs_lin = halve_steps(s, xs)
+        _, xs_cub = halve_steps(s, xs, cubic=True)
+        # Cubic interpolation is the better start on smooth paths; near a steep feature
+        # (or a singular drift) it can overshoot, so the start of lower action is kept.
+        fine = FixedTimeProblem(action, sde, t0 + s_fine * (t1 - t0), x0, x1, args)
+        S_lin, S_cub = fine.value(xs_lin[1:-1]), fine.value(xs_cub[1:-1])
+        s = s_fine
+        y = jnp.where(S_cub <= S_lin, xs_cub, xs_lin)[1:-1]
     stop = jax.lax.stop_gradient
     return stop(s), stop(y), stop(S_coarse)
 

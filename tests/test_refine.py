@@ -9,6 +9,7 @@ import pytest
 import noether_jax as nj
 from noether_jax._solution import RESULTS
 from noether_jax._linalg import _blocktri
+from noether_jax._mesh import halve_steps
 
 # OU: dx = −k x dt + sqrt(2D) dW; S* = k (x1 − x0 e^{−kT})² / (2D (1 − e^{−2kT})).
 K, D, T = 1.0, 0.5, 3.0
@@ -49,6 +50,21 @@ def test_default_call_converges_with_error_estimate_and_no_recompile():
     other = nj.minimize_action(sde, X0, jnp.array([0.5]), 0.0, 2.0, args=1.7)
     assert bool(other.converged)
     assert len(traces) == n_first
+
+
+@pytest.mark.parametrize("n", [3, 4, 9])
+def test_halving_interpolates_cubics_exactly_on_uneven_grids(n):
+    # Cubic (on 3 nodes: quadratic) paths are reproduced at the new nodes, whatever the
+    # spacing; linear interpolation is off by O(h²). The old nodes are kept.
+    s = jnp.sort(jnp.concatenate([jnp.array([0.0, 1.0]),
+                                  jax.random.uniform(jax.random.key(n), (n - 2,))]))
+    deg = min(3, n - 1)
+    path = lambda s: jnp.stack([s**deg - 2 * s, 1 + s**2], axis=1)
+    s_fine, xs = halve_steps(s, path(s), cubic=True)
+    np.testing.assert_allclose(np.asarray(xs), np.asarray(path(s_fine)), atol=1e-14)
+    np.testing.assert_array_equal(np.asarray(xs[::2]), np.asarray(path(s)))
+    _, xs_lin = halve_steps(s, path(s))
+    assert float(jnp.max(jnp.abs(xs_lin - path(s_fine)))) > 1e-3
 
 
 def test_refine_reports_grid_too_coarse():
