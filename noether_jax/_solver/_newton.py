@@ -45,6 +45,8 @@ class _NewtonState(eqx.Module):
 
 
 _NUM_FLAT = 8
+# Damping below which a step is taken to be in Newton's quadratic regime.
+_QUADRATIC_LAM = 1e-6
 # The round-off shift of the certificate, in units of machine epsilon.
 _SIGMA0 = 256
 
@@ -65,8 +67,11 @@ class BlockNewton(AbstractPathSolver):
 
     **Stopping rule (invariant to the grid and to the scale of the state).** A step whose
     predicted decrease is below the action tolerance and that moves no node by more than
-    the step tolerance makes the point a *candidate*. A candidate is certified in the same
-    step: `H + σ₀E` (`σ₀` a round-off-level shift) is factorised; if it is positive definite
+    the step tolerance makes the point a *candidate*; so does such a decrease in Newton's
+    quadratic regime (damping `λ ≤ 10⁻⁶`, a step the quadratic model predicted to within a
+    factor 2), where the next step is as good as undamped anyway (one step fewer per solve:
+    warm-started levels of `nj.Refine` converge in 2–4 steps). The next step certifies a
+    candidate: `H + σ₀E` (`σ₀` a round-off-level shift) is factorised; if it is positive definite
     the *undamped* Newton step `δ_N = −H⁻¹∇S` is computed, and the solve has converged when
     the Newton decrement `½ ∇Sᵀ H⁻¹ ∇S ≤ atol + rtol·|S|` and `max|δ_N| ≤ rtol·ℓ` (`ℓ`: the
     path's extent). The damping `λE`, which at small time steps suppresses the smooth modes
@@ -374,9 +379,14 @@ class BlockNewton(AbstractPathSolver):
         num_flat = jnp.where(accept, jnp.where(flat, state.num_flat + 1, 0), state.num_flat)
         dec_small = (pred <= tol_S_out) | (pred <= roundoff)
         step_small = jnp.max(jnp.abs(delta)) <= step_tol
+        # In Newton's quadratic regime (a tiny damping and a step the quadratic model
+        # predicted well) a small decrease is a candidate even if the step was not yet
+        # small: the next, undamped step certifies the point or is the Newton step it
+        # would have taken anyway (one step fewer per solve than waiting for a small step).
+        quadratic = (lam_eff <= _QUADRATIC_LAM) & (rho >= 0.5)
         candidate = (
-            accept & dec_small & (step_small | (num_flat >= _NUM_FLAT)) & ~converged
-            & ~restart
+            accept & dec_small & (step_small | (num_flat >= _NUM_FLAT) | quadratic)
+            & ~converged & ~restart
         )
 
         stagnated = ((lam > 1e12) & ~converged) | stuck
