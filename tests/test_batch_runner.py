@@ -457,6 +457,15 @@ def test_bad_inputs():
         nj.solve_batch(no_kwargs, batch, straggler_steps=10)
     with pytest.raises(ValueError, match="progress"):
         nj.solve_batch(solve, batch, progress="yes")
+    # The default grid (nested, with an error estimate) and a warm-started second pass (one
+    # grid) return different structures: refused before anything is solved (before, the
+    # first pass ran and the merge then failed with a pytree error).
+    def default_grid(b, **kw):
+        return nj.minimize_action(SDE, b["x0"], b["x1"], 0.0, T, args=BETA, throw=False, **kw)
+
+    with pytest.raises(ValueError, match="init=xs"):
+        nj.solve_batch(default_grid, batch, chunk_size=CHUNK, straggler_steps=CAP,
+                       progress=False)
 
 
 def test_cli_reports_bad_boundary_conditions(tmp_path):

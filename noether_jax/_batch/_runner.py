@@ -93,9 +93,9 @@ class _Solver:
             mesh=self.mesh,
         )
 
-    def eval_shape(self, chunk_struct, max_steps):
+    def eval_shape(self, chunk_struct, max_steps, init=None):
         return _solve_chunk.eval_shape(
-            self.dynamic_fn, chunk_struct, None, static_fn=self.static_fn,
+            self.dynamic_fn, chunk_struct, init, static_fn=self.static_fn,
             max_steps=max_steps, mesh=None,
         )
 
@@ -149,11 +149,30 @@ def _check_signature(solve_fn) -> None:
         pass
 
 
-def _check_polishable(out_struct) -> None:
+def _check_polishable(out_struct, polish_struct=None) -> None:
+    """The first pass must return a solution; the second (warm-started from its `xs`) the
+    same structure, or the two could not be merged (checked before anything is solved)."""
     if not (hasattr(out_struct, "converged") and hasattr(out_struct, "xs")):
         raise ValueError(
             "`straggler_steps` needs `solve_fn` to return a solution with `converged` and `xs` "
             f"(such as `nj.PathSolution`); got {type(out_struct).__name__}."
+        )
+    if polish_struct is None:
+        return
+    first = {jax.tree_util.keystr(k): (v.shape[1:], v.dtype)
+             for k, v in jax.tree_util.tree_leaves_with_path(out_struct)}
+    second = {jax.tree_util.keystr(k): (v.shape[1:], v.dtype)
+              for k, v in jax.tree_util.tree_leaves_with_path(polish_struct)}
+    if first != second:
+        diff = sorted(set(first) ^ set(second)) or sorted(
+            k for k in first if first[k] != second[k])
+        raise ValueError(
+            "With `straggler_steps`, `solve_fn(element, init=xs)` must return what "
+            "`solve_fn(element)` returns, but they differ at "
+            f"{', '.join(diff[:4])}. `nj.minimize_action` without `n_nodes`, `grid`, "
+            "`grid_controller` and `init` uses nested grids (`nj.Refine()`) and with `init` "
+            "one grid: pass `n_nodes=` (one grid) or `grid_controller=nj.Refine(...)` "
+            "explicitly in `solve_fn`."
         )
 
 
@@ -265,7 +284,10 @@ def solve_batch(
       again, warm-started, with `solve_fn(element, init=xs)`: with the solver's own step
       budget, from the path where the first pass stopped. `solve_fn` must accept and
       forward these keywords (`lambda b, **kw: nj.minimize_action(..., **kw)`) and return
-      `converged` and `xs`. For such elements `stats["num_steps"]` counts both passes.
+      `converged` and `xs`, the same structure from both calls (checked before solving:
+      `nj.minimize_action` needs `n_nodes=` or an explicit `grid_controller=nj.Refine(...)`
+      there, since its default nested grids become one grid when `init` is given). For
+      such elements `stats["num_steps"]` counts both passes.
       Choose `k` a little above the step count of typical elements (e.g. twice their
       median; `BlockNewton` needs 15–40 steps on typical problems): too small a cap sends
       easy elements to the second pass, and elements that never converge are solved twice.
@@ -416,6 +438,7 @@ def solve_batch(
     out_struct = solver.eval_shape(chunk_struct, straggler_steps)
     if straggler_steps is not None:
         _check_polishable(out_struct)
+        _check_polishable(out_struct, solver.eval_shape(chunk_struct, None, out_struct.xs))
     out_leaves_struct, out_treedef = jax.tree.flatten(out_struct)
     names = _store.leaf_names(out_struct)
     out_spec = _store.describe(names, out_leaves_struct, batched=True)
