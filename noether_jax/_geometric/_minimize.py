@@ -281,7 +281,7 @@ def minimize_geometric_action(
       midpoint is a fixed point. The nodes are placed along the curve by the monitor, not
       by the fixed-time Euler–Lagrange equations, so the charges of exact symmetries are
       constant along `xs` only to `O(h²)`; `nj.fixed_time_path(sde, sol, args)` (one
-      fixed-time solve on these `ts`, 4–10 Newton steps) makes them constant to round-off
+      fixed-time solve on these `ts`, 3–10 Newton steps) makes them constant to round-off
       without raising `Ŝ_h`.
     - `stats`: `num_steps` (Newton steps, all grids), `num_rounds` (redistributions, all
       grids), `shift` (the last round's largest node movement), `grad_norm`; with

@@ -162,7 +162,7 @@ def fixed_time_path(
     repeating the solve on such re-timed nodes drifts away from the geometric solution
     (the node spacing is no longer set by the monitor) without improving anything.
 
-    **Cost.** One fixed-time solve from a path that is already `O(h²)` close: 4–10 Newton
+    **Cost.** One fixed-time solve from a path that is already `O(h²)` close: 3–10 Newton
     steps, a small fraction of the geometric solve (which alternates solves and
     redistributions): at `d = 256`, 41 nodes, 0.07 s once compiled (the compilation, about
     as long as the geometric solve's, dominates a single call). It is differentiable
