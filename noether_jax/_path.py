@@ -98,7 +98,8 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
         fine = FixedTimeProblem(action, sde, t0 + s_fine * (t1 - t0), x0, x1, args)
         S_lin, S_cub = fine.value(xs_lin[1:-1]), fine.value(xs_cub[1:-1])
         s = s_fine
-        y = jnp.where(S_cub <= S_lin, xs_cub, xs_lin)[1:-1]
+        use_cub = jnp.isfinite(S_cub) & ~(S_lin < S_cub)
+        y = jnp.where(use_cub, xs_cub, xs_lin)[1:-1]
     stop = jax.lax.stop_gradient
     return stop(s), stop(y), stop(S_coarse)
 
