@@ -8,6 +8,8 @@ the unrolled step):
     python benchmarks/cost_model.py                  # B = 1024, both endpoint sets
     python benchmarks/cost_model.py --batch 256      # quicker
     python benchmarks/cost_model.py --json out.json  # also write the numbers
+    python benchmarks/cost_model.py --pieces         # flops and time of each piece of a
+                                                     # step, fraction of the flop limit
 
 Problem: Maier–Stein (β = 10, D = 1, T = 10, 101 nodes, d = 2) from (−1, 0), endpoints
 `(1 + 0.3u, 0.5v)` ("attractor": near the other attractor, the benchmark suite's set) and
@@ -49,6 +51,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import pathlib
 import re
 import sys
@@ -216,12 +219,88 @@ def roofline(step: dict, steps: float, paths: int, chunk: int, gpu, fp64: bool) 
     return out
 
 
+# Peak float64 flop rate of one CPU core (`--pieces`): AMD Zen 4 at 2.6 GHz, two 256-bit
+# FMA pipes (4 lanes × 2 flops each). Override with --core-gflops for another machine.
+CORE_GFLOPS = 41.6
+
+
+def pieces(x1s: np.ndarray, n_nodes: int = N_NODES) -> dict:
+    """Executed flops (XLA's count, scans unrolled) and measured time of each piece of a
+    batched Newton step, compiled and timed alone under `jit(vmap)`: kflop and µs per path.
+    """
+    from noether_jax._linalg import _blocktri
+
+    sde = nj.SDE(drift, 1.0)
+    ts = jnp.linspace(0.0, T, n_nodes)
+    x0 = jnp.asarray(X0)
+    x1s = jnp.asarray(x1s)
+    B = x1s.shape[0]
+    s = jnp.linspace(0.0, 1.0, n_nodes)[1:-1, None]
+    y = jax.vmap(lambda b: x0 + s * (b - x0))(x1s)
+    problem = lambda b: FixedTimeProblem(nj.FreidlinWentzell(), sde, ts, x0, b, None)  # noqa: E731
+
+    def measure(fn, *args):
+        with unrolled_scans():
+            compiled = jax.jit(fn).lower(*args).compile()
+        out = jax.block_until_ready(compiled(*args))
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            jax.block_until_ready(compiled(*args))
+            times.append(time.perf_counter() - t)
+        return out, {"kflop": costs(compiled)["flops"] / B / 1e3, "us": 1e6 * min(times) / B}
+
+    res = {}
+    _, res["value_and_grad"] = measure(jax.vmap(lambda b, y: problem(b).value_and_grad(y)),
+                                       x1s, y)
+    H, res["hessian"] = measure(jax.vmap(lambda b, y: problem(b).hessian(y)), x1s, y)
+    (chols, _), res["cholesky"] = measure(jax.vmap(_blocktri.cholesky), H.diag, H.off)
+    _, res["cho_solve"] = measure(jax.vmap(_blocktri.cho_solve), chols, H.off, y)
+    _, res["matvec"] = measure(jax.vmap(_blocktri.matvec), H.diag, H.off, y)
+    # A typical step: the Hessian, one factorisation, two solves (Newton step, the tracked
+    # negative-curvature direction), two products, one value and gradient at the trial
+    # point; after a rejection the chord correction adds a solve and a value and gradient.
+    typical = {"hessian": 1, "cholesky": 1, "cho_solve": 2, "matvec": 2, "value_and_grad": 1}
+    chord = dict(typical, cho_solve=3, value_and_grad=2)
+    res["typical_kflop"] = sum(res[k]["kflop"] * m for k, m in typical.items())
+    res["chord_kflop"] = sum(res[k]["kflop"] * m for k, m in chord.items())
+    return res
+
+
+def print_pieces(B: int, core_gflops: float) -> None:
+    log(f"pieces of one Newton step, float64, B = {B}")
+    res = pieces(endpoints("saddle", B))
+    step = step_cost(endpoints("saddle", B), jnp.float64, unrolled=False)
+    us = 1e6 * step["cpu_step_s_per_path"]
+    print(f"\n## The pieces of a batched Newton step (Maier–Stein, {N_NODES} nodes, d = 2, "
+          f"B = {B}, float64)\n")
+    print("| piece | kflop per path | µs per path | GFLOP/s |\n|---|---:|---:|---:|")
+    for k in ("value_and_grad", "hessian", "cholesky", "cho_solve", "matvec"):
+        r = res[k]
+        print(f"| {k} | {r['kflop']:.1f} | {r['us']:.2f} | {r['kflop'] / r['us']:.2f} |")
+    lo, hi = res["typical_kflop"], res["chord_kflop"]
+    limit = core_gflops * (os.cpu_count() or 1)
+    print(f"\nA typical step executes {lo:.0f}–{hi:.0f} kflop per path; one whole step "
+          f"(`BlockNewton.step` alone) takes {us:.1f} µs per path: {lo / us:.2f}–"
+          f"{hi / us:.2f} GFLOP/s, {100 * lo / us / limit:.1f}–{100 * hi / us / limit:.1f} % of "
+          f"{limit:.0f} GFLOP/s ({os.cpu_count()} cores × {core_gflops} GFLOP/s).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--json", type=pathlib.Path)
+    parser.add_argument("--pieces", action="store_true",
+                        help="only the flops and times of the pieces of one Newton step, and "
+                        "the fraction of this CPU's float64 flop limit reached (a minute)")
+    parser.add_argument("--core-gflops", type=float, default=CORE_GFLOPS,
+                        help="peak float64 GFLOP/s of one core (default %(default)s: "
+                        "AMD Zen 4 at 2.6 GHz)")
     opts = parser.parse_args()
     B = opts.batch
+    if opts.pieces:
+        print_pieces(B, opts.core_gflops)
+        return
     log(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, batch {B}")
     report = {"batch": B, "sets": {}}
 
