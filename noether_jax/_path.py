@@ -91,8 +91,8 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
         y, _, _ = solve_problem(problem, level_solver, y, max_steps=max_steps, certify=False)
         S_coarse = problem.value(y)
         xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
-        s_fine, xs_lin = halve_steps(s, xs)
-        _, xs_cub = halve_steps(s, xs, cubic=True)
+        s_fine, xs_cub = halve_steps(s, xs, cubic=True)
+        xs_lin = interpolate_path(s_fine, s, xs)
         # Cubic interpolation is the better start on smooth paths; near a steep feature
         # (or a singular drift) it can overshoot, so the start of lower action is kept.
         fine = FixedTimeProblem(action, sde, t0 + s_fine * (t1 - t0), x0, x1, args)
