@@ -88,13 +88,16 @@ def device_peak_bytes() -> float | None:
 
 
 def library_fn(p: Problem, *, n_nodes: int | None = None, solver=None, max_steps: int = 256,
-               with_init: bool = False, grid_controller=None):
+               with_init: bool = False, grid_controller=None, lanes: int | None = None):
     """`(x1s[, inits]) -> PathSolution` batched over endpoints (and initial paths).
     `grid_controller`: e.g. `nj.Refine(levels=3, adapt=None, rtol=float("inf"))`, nested
-    uniform grids ending on the same `n_nodes` (so the same discrete problem)."""
+    uniform grids ending on the same `n_nodes` (so the same discrete problem). `lanes`: the
+    batch's solves in that many refilled lanes (`minimize_action(lanes=...)`)."""
     n = p.n_nodes if n_nodes is None else n_nodes
     x0 = jnp.asarray(p.x0)
     kw = {} if grid_controller is None else dict(grid_controller=grid_controller)
+    if lanes is not None:
+        kw["lanes"] = lanes
 
     def one(b, init=None):
         return nj.minimize_action(

@@ -24,7 +24,11 @@ Time per path, for batches of B = 1, 64, 1024 endpoints, of
     `vmap` of the solver's `while_loop` runs every element until the slowest stops, so the
     batch costs its maximum step count; the runner caps it at `K` steps and finishes the
     stragglers apart, warm-started (`--straggler-steps`, default 18 on the attractor set and
-    40 on the saddle set, about the 75th and 85th percentiles of their step counts).
+    40 on the saddle set, about the 75th and 85th percentiles of their step counts);
+    then with nested grids 26 → 51 → 101 (`nj.Refine(levels=3, adapt=None)`, the same final
+    problem), in lockstep and in refilled lanes (`minimize_action(lanes=L)`, `--lanes`):
+    `L` paths at a time, each lane taking the next path when its own stops, so the batch
+    pays about its mean step count instead of its maximum.
 
 Accuracy, per method: the optimisation error max |S − S_ref| over the (sub)batch, with S_ref
 the library's solution of the same 101-node problem at rtol = atol = 1e-13; and, for the
@@ -102,10 +106,10 @@ def saddle_endpoints(n: int) -> np.ndarray:
 
 
 def library_fn(n_nodes: int = N_NODES, solver=None, with_init: bool = False,
-               grid_controller=None):
+               grid_controller=None, lanes=None):
     """A jitted, vmapped `minimize_action` over endpoints (and initial paths)."""
     return jax.jit(_library_fn(PROBLEM, n_nodes=n_nodes, solver=solver, with_init=with_init,
-                               grid_controller=grid_controller))
+                               grid_controller=grid_controller, lanes=lanes))
 
 
 def time_library(fn, x1: np.ndarray, repeats: int):
@@ -249,14 +253,17 @@ def run_batch_runner(big: dict, straggler_steps: int, repeats: int, ref_fn):
     )
 
 
-def run_nested(big: dict, repeats: int, ref_fn):
+def run_nested(big: dict, repeats: int, ref_fn, lanes=None):
     """The largest batch again with nested uniform grids (`nj.Refine(levels=3, adapt=None)`:
     26 → 51 → 101 nodes, each level warm-started from the previous one; the finest grid
-    is the benchmark's, so the discrete problem is the same). Paths whose action differs
-    from the reference by more than 1e-9 count as another local minimum."""
+    is the benchmark's, so the discrete problem is the same), optionally in refilled
+    `lanes`. Paths whose action differs from the reference by more than 1e-9 count as
+    another local minimum."""
     x1 = endpoints(big["B"])
     ctrl = nj.Refine(levels=3, adapt=None, rtol=float("inf"))
-    compile_s, lib_s, sol = time_library(library_fn(grid_controller=ctrl), x1, repeats)
+    compile_s, lib_s, sol = time_library(
+        library_fn(grid_controller=ctrl, lanes=lanes), x1, repeats
+    )
     ref = jax.block_until_ready(ref_fn(jnp.asarray(x1)))
     dS = np.abs(np.asarray(sol.action) - np.asarray(ref.action))
     steps = np.asarray(sol.stats["num_steps"])
@@ -277,6 +284,9 @@ def main():
     p.add_argument("--straggler-steps", type=int, default=None,
                    help="K of the nj.solve_batch row (default 18 on the attractor set, 40 on "
                    "the saddle set: about the 75th and 85th percentiles of the Newton steps)")
+    p.add_argument("--lanes", type=int, nargs="*", default=[64],
+                   help="lane counts of the nested-grid rows run in refilled lanes "
+                   "(minimize_action(lanes=...); default 64)")
     p.add_argument("--scipy-subset", type=int, default=None,
                    help="max paths solved by the SciPy loop per batch (default 64, quick 8)")
     opts = p.parse_args()
@@ -337,6 +347,13 @@ def main():
               f"({rn['other_minima']} paths in another local minimum), conv "
               f"{rn['lib_conv']:.3f}, finest-level Newton steps mean {rn['steps_mean']:.1f} / "
               f"max {rn['steps_max']}")
+        for lanes in opts.lanes:
+            rl = run_nested(big, lib_repeats.get(big["B"], 3), ref_fn, lanes=lanes)
+            print(f"B={rl['B']} nested grids in {lanes} refilled lanes (lanes={lanes}): library "
+                  f"{rl['lib_ms']:.3f} ms/path (compile {rl['compile_s']:.1f} s), "
+                  f"SciPy/lib {rl['scipy_ms'] / rl['lib_ms']:.0f}x, lib |dS| "
+                  f"{rl['lib_err']:.1e} ({rl['other_minima']} paths in another local minimum), "
+                  f"conv {rl['lib_conv']:.3f}")
     print()
     print("|dS| = max |S − S_ref|, |dx| = max |x − x_ref| over the paths solved, with S_ref, x_ref")
     print("the library at BlockNewton(rtol=atol=1e-13) on the same 101-node problem (optimisation")

@@ -15,6 +15,7 @@ from ._default import (
     solver_for as solver_for,
     warm_started as warm_started,
 )
+from ._lanes import check_lanes as check_lanes
 from ._lbfgs import LBFGS as LBFGS
 from ._newton import BlockNewton as BlockNewton
 from ._newton_cg import NewtonCG as NewtonCG

@@ -13,6 +13,7 @@ from .._problem import AbstractPathProblem, FixedTimeProblem, problem_value
 from .._results import RESULTS
 from .._sde import args_are_finite, diffusion_is_spd
 from ._base import AbstractPathSolver
+from ._lanes import solve_in_lanes, with_implicit_derivatives
 from ._newton import BlockNewton
 from ._newton_cg import NewtonCG, finds_negative_curvature
 
@@ -53,21 +54,28 @@ def stop_gradient_arrays(tree):
 def to_results(solver, sol: optx.Solution) -> RESULTS:
     """The `nj.RESULTS` code of an optimistix solve: the path solvers' own detailed code
     where they have one, optimistix's otherwise."""
-    out_of_steps = sol.result == optx.RESULTS.nonlinear_max_steps_reached
+    own = sol.state.result if isinstance(solver, AbstractPathSolver) else None
+    return _combine_results(solver, sol.result, own)
+
+
+def _combine_results(solver, result: optx.RESULTS, own: RESULTS | None) -> RESULTS:
+    out_of_steps = result == optx.RESULTS.nonlinear_max_steps_reached
     if isinstance(solver, AbstractPathSolver):
-        own = sol.state.result
-        ok = sol.result == optx.RESULTS.successful
+        ok = result == optx.RESULTS.successful
         # A solver that is still running carries `max_steps_reached` in its state.
-        result = RESULTS.where(ok, RESULTS.successful, own)
-        result = RESULTS.where(
-            sol.result == optx.RESULTS.nonfinite, RESULTS.nonfinite, result
-        )
+        combined = RESULTS.where(ok, RESULTS.successful, own)
+        combined = RESULTS.where(result == optx.RESULTS.nonfinite, RESULTS.nonfinite, combined)
     else:
-        result = RESULTS.promote(sol.result)
-        result = RESULTS.where(
-            sol.result == optx.RESULTS.nonlinear_divergence, RESULTS.stagnated, result
+        combined = RESULTS.promote(result)
+        combined = RESULTS.where(
+            result == optx.RESULTS.nonlinear_divergence, RESULTS.stagnated, combined
         )
-    return RESULTS.where(out_of_steps, RESULTS.max_steps_reached, result)
+    return RESULTS.where(out_of_steps, RESULTS.max_steps_reached, combined)
+
+
+def _item(enumeration_item, code):
+    """The item of `enumeration_item`'s enumeration with the integer `code`."""
+    return eqx.tree_at(lambda r: r._value, enumeration_item, code)
 
 
 def is_minimum(problem: AbstractPathProblem, y) -> jax.Array:
@@ -96,6 +104,7 @@ def solve_problem(
     max_steps: int,
     adjoint: optx.AbstractAdjoint | None = None,
     certify: bool = True,
+    lanes: int | None = None,
 ) -> tuple[Any, RESULTS, dict[str, Any]]:
     """Minimise `problem` from `y0` with any optimistix minimiser. Returns the free nodes, an
     `nj.RESULTS` code and stats (`num_steps`, `grad_norm`, the solver's own).
@@ -103,24 +112,39 @@ def solve_problem(
     With `certify` a successful stop of a solver other than `nj.BlockNewton` and
     `nj.NewtonCG` (which look for negative curvature themselves and escape saddle points)
     is tested by `is_minimum` (a certificate for `d ≤ 64`, a Krylov check above); a saddle
-    point of the action becomes `RESULTS.saddle_point`, never `successful`."""
+    point of the action becomes `RESULTS.saddle_point`, never `successful`.
+
+    With `lanes`, a `vmap` of this solve runs in that many refilled lanes (a batch pays
+    about its mean step count, not its maximum; see `_lanes`); each element's answer, result
+    and stats are those of its own solve."""
     if adjoint is None:
         adjoint = implicit_adjoint(y0.shape[-1], y0.dtype)
-    sol = optx.minimise(
-        problem_value,
-        solver,
-        y0,
-        problem,
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=False,
-        tags=_TAGS,
-    )
-    y = sol.value
-    result = to_results(solver, sol)
+    if lanes is None:
+        sol = optx.minimise(
+            problem_value,
+            solver,
+            y0,
+            problem,
+            max_steps=max_steps,
+            adjoint=adjoint,
+            throw=False,
+            tags=_TAGS,
+        )
+        y = sol.value
+        result = to_results(solver, sol)
+        stats = {k: v for k, v in sol.stats.items() if k != "max_steps"}
+        stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
+    else:
+        out = solve_in_lanes(solver, problem, y0, max_steps=max_steps, lanes=lanes, tags=_TAGS)
+        y = with_implicit_derivatives(problem, out.y, adjoint=adjoint, tags=_TAGS)
+        own = _item(RESULTS.successful, out.own)
+        result = _combine_results(
+            solver,
+            _item(optx.RESULTS.successful, out.result),
+            own if isinstance(solver, AbstractPathSolver) else None,
+        )
+        stats = dict(out.stats, num_steps=out.num_steps)
     g = problem.grad(jax.lax.stop_gradient(y))
-    stats = {k: v for k, v in sol.stats.items() if k != "max_steps"}
-    stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
     stats["grad_norm"] = jnp.max(jnp.abs(g))
     result = RESULTS.where(jnp.all(jnp.isfinite(g)), result, RESULTS.nonfinite)
     if certify and not isinstance(solver, ESCAPES_SADDLES):
@@ -146,14 +170,16 @@ def _minimal_value_jvp(primals, tangents):
 
 
 def solve_on_times(action, sde, ts, ts_safe, x0, x1, x0_safe, x1_safe, y0_safe, args,
-                   solver, max_steps):
+                   solver, max_steps, lanes=None):
     """The fixed-time solve on the times `ts` from `y0_safe`, run on the safe stand-ins
     (`*_safe`: harmless values where the inputs are bad), evaluated on the real inputs.
     Returns `(xs, S, result, stats, spd)` for `finish_solution`."""
     # Implicit differentiation of the optimum (both modes) with respect to everything the
     # problem holds: endpoints, times, parameters in `args` and in `sde`.
     problem_safe = FixedTimeProblem(action, sde, ts_safe, x0_safe, x1_safe, args)
-    y, result, stats = solve_problem(problem_safe, solver, y0_safe, max_steps=max_steps)
+    y, result, stats = solve_problem(
+        problem_safe, solver, y0_safe, max_steps=max_steps, lanes=lanes
+    )
     result = RESULTS.where(args_are_finite(args), result, RESULTS.invalid_input)
     xs = jnp.concatenate([x0[None], y, x1[None]], axis=0)
     # Envelope theorem: at the optimum dS*/dθ = ∂S/∂θ at fixed path (no linear solve);

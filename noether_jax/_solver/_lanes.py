@@ -1,0 +1,272 @@
+r"""Solves that, under `vmap`, run in refilled lanes: a batch pays the mean step count.
+
+`vmap` of a solver's `while_loop` steps every element until the slowest has finished, so a
+batch costs its maximum number of steps times the batch size. Here a batched solve runs
+`lanes` elements at a time instead; when one finishes, its lane takes the next element that
+has not started. The batch then costs about its *mean* number of steps (plus one tail of
+the slowest elements, run `lanes` wide), at the price of a smaller vector width.
+
+Every element follows exactly the iteration of `optx.minimise` (the same `init`, `step`,
+`terminate`, `postprocess`, the same stopping rule and result codes), so its answer is the
+one an unbatched solve gives; only the order in which elements run changes. The rule is a
+`jax.custom_batching.custom_vmap`: callers write a per-element solve and `vmap` it as usual
+(also through `nj.solve_batch`); a solve that is not batched is `optx.minimise` itself.
+
+Derivatives: the loop is not differentiated; the optimum gets its derivatives from the
+implicit function theorem by `optx.minimise` with `optx.ImplicitAdjoint` and a solver that
+is handed the optimum (`_AtOptimum`, zero steps), as an ordinary solve does.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jax.custom_batching import custom_vmap
+
+from .._problem import AbstractPathProblem, problem_value
+
+
+def check_lanes(lanes, where: str) -> None:
+    """Refuse anything but `None` or a positive int, naming the entry point."""
+    if lanes is not None and (
+        not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1
+    ):
+        raise ValueError(
+            f"`lanes` of `{where}` must be None (every element of a `vmap` in lockstep) or a "
+            f"positive int (e.g. 64 to 256 on a CPU), got {lanes!r}."
+        )
+
+
+class _AtOptimum(optx.AbstractMinimiser):
+    """A minimiser handed the optimum: no steps. `optx.minimise` with it attaches the
+    implicit-function derivatives of the optimum to a point found elsewhere."""
+
+    rtol: float = 0.0
+    atol: float = 0.0
+    norm: Callable = optx.max_norm
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        return None
+
+    def step(self, fn, y, args, options, state, tags):
+        return y, state, None
+
+    def terminate(self, fn, y, args, options, state, tags):
+        return jnp.array(True), optx.RESULTS.successful
+
+    def postprocess(self, fn, y, aux, args, options, state, tags, result):
+        return y, aux, {}
+
+
+def with_implicit_derivatives(problem, y, *, adjoint, tags):
+    """`y` (an optimum of `problem`, found without derivatives) with the derivatives of
+    the optimum with respect to everything `problem` holds."""
+    sol = optx.minimise(
+        problem_value, _AtOptimum(), jax.lax.stop_gradient(y), problem,
+        max_steps=1, adjoint=adjoint, throw=False, tags=tags,
+    )
+    return sol.value
+
+
+def _with_aux(y, problem):
+    return problem_value(y, problem), None
+
+
+class _Outcome(eqx.Module):
+    """What a solve returns to `solve_problem`: the optimum, the step count, optimistix's
+    result code (its integer), the solver's own code where its state has one (`-1`
+    otherwise) and the solver's stats."""
+
+    y: Any
+    num_steps: Any
+    result: Any
+    own: Any
+    stats: dict
+
+
+def _own_code(state):
+    own = getattr(state, "result", None)
+    return jnp.asarray(-1, jnp.int32) if own is None else own._value.astype(jnp.int32)
+
+
+def _single(solver, problem, y0, max_steps, tags) -> _Outcome:
+    sol = optx.minimise(
+        problem_value, solver, y0, problem, max_steps=max_steps, throw=False, tags=tags,
+    )
+    stats = {k: v for k, v in sol.stats.items() if k not in ("num_steps", "max_steps")}
+    return _Outcome(
+        sol.value,
+        jnp.asarray(sol.stats["num_steps"], jnp.int32),
+        sol.result._value.astype(jnp.int32),
+        _own_code(sol.state),
+        stats,
+    )
+
+
+def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, tags):
+    """The batched solve: `lanes` elements at a time, each lane refilled when its element
+    stops. Returns an `_Outcome` with a leading batch axis."""
+    # What `optx.minimise` hands its solver: the function with an (empty) aux output.
+    fn, options = _with_aux, {}
+    n_lanes = min(lanes, batch_size)
+    problem_at = lambda dyn: eqx.combine(dyn, static)
+    f_struct = jax.ShapeDtypeStruct((), y0.dtype)
+    in_axes = jax.tree.map(lambda b: 0 if b else None, batched)
+
+    def take(tree, idx):
+        # Batched leaves are gathered; shared leaves stay as they are. Lanes past the end
+        # of the batch (`idx == batch_size`) read element 0 and are never written back.
+        safe = jnp.minimum(idx, batch_size - 1)
+        return jax.tree.map(lambda a, b: a[safe] if b else a, tree, batched)
+
+    def init_one(dyn, y):
+        problem = problem_at(dyn)
+        state = solver.init(fn, y, problem, options, f_struct, None, tags)
+        stop, code = solver.terminate(fn, y, problem, options, state, tags)
+        code = optx.RESULTS.where(
+            jnp.all(jnp.isfinite(y)), code, optx.RESULTS.nonfinite
+        )
+        return y, state, stop, code._value.astype(jnp.int32)
+
+    def step_one(dyn, y, state):
+        problem = problem_at(dyn)
+        y_new, state_new, _ = solver.step(fn, y, problem, options, state, tags)
+        # As `optx.minimise`: `terminate` is asked at the old `y` with the new state.
+        stop, code = solver.terminate(fn, y, problem, options, state_new, tags)
+        code = optx.RESULTS.where(jnp.all(jnp.isfinite(y)), code, optx.RESULTS.nonfinite)
+        return y_new, state_new, stop, code._value.astype(jnp.int32)
+
+    def finish_one(dyn, y, state, stop, code):
+        problem = problem_at(dyn)
+        ok = optx.RESULTS.successful._value
+        code = jnp.where((code == ok) & ~stop, optx.RESULTS.nonlinear_max_steps_reached._value,
+                         code)
+        result = eqx.tree_at(lambda r: r._value, optx.RESULTS.successful, code)
+        y, _, stats = solver.postprocess(fn, y, None, problem, options, state, tags, result)
+        return y, code, _own_code(state), stats
+
+    lane_axes = (in_axes, 0)
+    v_init = jax.vmap(init_one, in_axes=lane_axes)
+    v_step = jax.vmap(step_one, in_axes=(in_axes, 0, 0))
+    v_finish = jax.vmap(finish_one, in_axes=(in_axes, 0, 0, 0, 0))
+
+    idx = jnp.arange(n_lanes, dtype=jnp.int32)
+    y, state, stop, code = v_init(take(dynamic, idx), y0[idx])
+    state_dyn, state_static = eqx.partition(state, eqx.is_array)
+    out_struct = jax.eval_shape(
+        v_finish, take(dynamic, idx), y, state, stop, code
+    )
+    outputs = jax.tree.map(
+        lambda s: jnp.zeros((batch_size,) + s.shape[1:], s.dtype), out_struct
+    )
+    num_steps = jnp.zeros(n_lanes, jnp.int32)
+    out_steps = jnp.zeros(batch_size, jnp.int32)
+    ok = optx.RESULTS.successful._value
+
+    def running(idx, stop, code, num_steps):
+        return (idx < batch_size) & ~stop & (code == ok) & (num_steps < max_steps)
+
+    def cond(carry):
+        return jnp.any(carry[0] < batch_size)
+
+    def body(carry):
+        idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps = carry
+        state = eqx.combine(state_dyn, state_static)
+        # Lanes whose element has stopped write it out and take the next element.
+        done = (idx < batch_size) & ~running(idx, stop, code, num_steps)
+
+        def refill():
+            dyn = take(dynamic, idx)
+            fin = v_finish(dyn, y, state, stop, code)
+            where = jnp.where(done, idx, batch_size)  # out of range: dropped
+            new_outputs = jax.tree.map(
+                lambda o, v: o.at[where].set(v, mode="drop"), outputs, fin
+            )
+            new_steps = out_steps.at[where].set(num_steps, mode="drop")
+            new_idx = jnp.where(
+                done, jnp.minimum(next_idx + jnp.cumsum(done) - 1, batch_size), idx
+            ).astype(jnp.int32)
+            fresh = done & (new_idx < batch_size)
+            y0_new, st0, stop0, code0 = v_init(take(dynamic, new_idx), y0[jnp.minimum(
+                new_idx, batch_size - 1)])
+            pick = lambda a, b: jnp.where(
+                fresh.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b
+            )
+            st0_dyn = eqx.filter(st0, eqx.is_array)
+            return (
+                new_idx,
+                next_idx + jnp.sum(done).astype(jnp.int32),
+                pick(y0_new, y),
+                jax.tree.map(pick, st0_dyn, state_dyn),
+                pick(stop0, stop),
+                pick(code0, code),
+                jnp.where(fresh, 0, num_steps),
+                new_outputs,
+                new_steps,
+            )
+
+        idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps = (
+            jax.lax.cond(
+                jnp.any(done),
+                refill,
+                lambda: (idx, next_idx, y, state_dyn, stop, code, num_steps, outputs,
+                         out_steps),
+            )
+        )
+        # One step of every lane that is running (the others keep their values).
+        go = running(idx, stop, code, num_steps)
+        state = eqx.combine(state_dyn, state_static)
+        y_n, state_n, stop_n, code_n = v_step(take(dynamic, idx), y, state)
+        pick = lambda a, b: jnp.where(go.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b)
+        state_n_dyn = eqx.filter(state_n, eqx.is_array)
+        return (
+            idx,
+            next_idx,
+            pick(y_n, y),
+            jax.tree.map(pick, state_n_dyn, state_dyn),
+            pick(stop_n, stop),
+            pick(code_n, code),
+            num_steps + go.astype(jnp.int32),
+            outputs,
+            out_steps,
+        )
+
+    carry = (idx, jnp.asarray(n_lanes, jnp.int32), y, state_dyn, stop, code, num_steps,
+             outputs, out_steps)
+    carry = jax.lax.while_loop(cond, body, carry)
+    (y_out, code_out, own_out, stats_out), steps_out = carry[7], carry[8]
+    return _Outcome(y_out, steps_out, code_out, own_out, stats_out)
+
+
+def solve_in_lanes(
+    solver: optx.AbstractMinimiser,
+    problem: AbstractPathProblem,
+    y0,
+    *,
+    max_steps: int,
+    lanes: int,
+    tags: frozenset,
+) -> _Outcome:
+    """Minimise `problem` from `y0` with `solver`; under `vmap`, in `lanes` refilled lanes.
+    No derivatives flow through it (see `with_implicit_derivatives`)."""
+    dynamic, static = eqx.partition(problem, eqx.is_array)
+    dynamic = jax.lax.stop_gradient(dynamic)
+    y0 = jax.lax.stop_gradient(y0)
+
+    @custom_vmap
+    def solve(dynamic, y0):
+        return _single(solver, eqx.combine(dynamic, static), y0, max_steps, tags)
+
+    @solve.def_vmap
+    def _rule(axis_size, in_batched, dynamic, y0):
+        dyn_batched, y0_batched = in_batched
+        if not y0_batched:
+            y0 = jnp.broadcast_to(y0, (axis_size,) + y0.shape)
+        out = _lanes(solver, static, dynamic, dyn_batched, y0, axis_size, lanes, max_steps,
+                     tags)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return solve(dynamic, y0)
