@@ -252,8 +252,11 @@ class BlockNewton(AbstractPathSolver):
         # step that measures the distance to the optimum.
         lam_eff = jnp.where(pending, sigma0, lam_in)
         eye_s = _blocktri.scaled_identity(diag)
-        chols, pd = _blocktri.cholesky(diag + lam_eff * eye_s, off)
-        delta_n = -_blocktri.cho_solve(chols, off, g0)
+        # The Newton step and the tracked direction (below) in one factorisation pass.
+        chols, pd, both = _blocktri.cholesky_solve(
+            diag + lam_eff * eye_s, off, jnp.stack([g0, state.v], axis=-1)
+        )
+        delta_n = -both[..., 0]
         ell = problem.scale(y)
         tol_S = atol + rtol * jnp.abs(S0)
         step_tol = jnp.maximum(rtol * ell, 64 * eps * ell)
@@ -303,10 +306,7 @@ class BlockNewton(AbstractPathSolver):
         # on the damped factorisation, one solve per step warm-started from the last step's
         # vector, tracks the most negative direction of H; step along it, downhill, with a
         # length that shrinks as the damping grows (the ratio test then decides).
-        # (A separate solve, not a second right-hand side of the one above: that changes
-        # the round-off, and the T = 40 path of the attractor-network case study, whose
-        # soft waiting mode makes it fragile, then ran out of steps at 801 nodes.)
-        w = _blocktri.cho_solve(chols, off, state.v)
+        w = both[..., 1]
         v = w / jnp.sqrt(jnp.sum(w * w))
         v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
         curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
