@@ -253,26 +253,49 @@ def run_batch_runner(big: dict, straggler_steps: int, repeats: int, ref_fn):
     )
 
 
-def run_nested(big: dict, repeats: int, ref_fn, lanes=None):
+def run_nested(big: dict, rounds: int, ref_fn, lanes_list=()) -> list[dict]:
     """The largest batch again with nested uniform grids (`nj.Refine(levels=3, adapt=None)`:
     26 → 51 → 101 nodes, each level warm-started from the previous one; the finest grid
-    is the benchmark's, so the discrete problem is the same), optionally in refilled
-    `lanes`. Paths whose action differs from the reference by more than 1e-9 count as
+    is the benchmark's, so the discrete problem is the same), in lockstep and in each of
+    `lanes_list` refilled lanes. The variants and the SciPy loop (on the same paths as the
+    batch row's) are timed in turn, `rounds` times (a noisy machine drifts over minutes; interleaving
+    shares the drift), and each reports its median. Paths whose action differs from the reference by more than 1e-9 count as
     another local minimum."""
-    x1 = endpoints(big["B"])
+    x1 = jnp.asarray(endpoints(big["B"]))
     ctrl = nj.Refine(levels=3, adapt=None, rtol=float("inf"))
-    compile_s, lib_s, sol = time_library(
-        library_fn(grid_controller=ctrl, lanes=lanes), x1, repeats
-    )
-    ref = jax.block_until_ready(ref_fn(jnp.asarray(x1)))
-    dS = np.abs(np.asarray(sol.action) - np.asarray(ref.action))
-    steps = np.asarray(sol.stats["num_steps"])
-    return dict(
-        B=big["B"], compile_s=compile_s, lib_ms=1e3 * lib_s / big["B"],
-        scipy_ms=big["scipy_ms"], lib_err=dS.max(), other_minima=int(np.sum(dS > 1e-9)),
-        lib_conv=float(np.mean(np.asarray(sol.converged))),
-        steps_mean=float(steps.mean()), steps_max=int(steps.max()),
-    )
+    variants = [None, *lanes_list]
+    fns, sols, compile_s = [], [], []
+    for lanes in variants:
+        fn = library_fn(grid_controller=ctrl, lanes=lanes)
+        t = time.perf_counter()
+        sols.append(jax.block_until_ready(fn(x1)))
+        compile_s.append(time.perf_counter() - t)
+        fns.append(fn)
+    # The SciPy loop takes its turn in every round too (on a few paths), so that each
+    # ratio compares times from the same stretch of the run.
+    sub = np.asarray(x1[: big["n_scipy"]])
+    times, scipy_times = [[] for _ in variants], []
+    for _ in range(rounds):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(x1))
+            ts.append(time.perf_counter() - t)
+        scipy_times.append(time_scipy(sub, 1)[0])
+    scipy_ms = 1e3 * statistics.median(scipy_times)
+    ref = jax.block_until_ready(ref_fn(x1))
+    out = []
+    for lanes, sol, ts, c in zip(variants, sols, times, compile_s):
+        dS = np.abs(np.asarray(sol.action) - np.asarray(ref.action))
+        steps = np.asarray(sol.stats["num_steps"])
+        med = statistics.median(ts)
+        out.append(dict(
+            lanes=lanes, B=big["B"], compile_s=c - med, lib_ms=1e3 * med / big["B"],
+            scipy_ms=scipy_ms, n_scipy=len(sub), lib_err=dS.max(),
+            other_minima=int(np.sum(dS > 1e-9)),
+            lib_conv=float(np.mean(np.asarray(sol.converged))),
+            steps_mean=float(steps.mean()), steps_max=int(steps.max()),
+        ))
+    return out
 
 
 def main():
@@ -287,6 +310,8 @@ def main():
     p.add_argument("--lanes", type=int, nargs="*", default=[64],
                    help="lane counts of the nested-grid rows run in refilled lanes "
                    "(minimize_action(lanes=...); default 64)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved timing rounds of the nested-grid rows (default 5)")
     p.add_argument("--scipy-subset", type=int, default=None,
                    help="max paths solved by the SciPy loop per batch (default 64, quick 8)")
     opts = p.parse_args()
@@ -340,20 +365,17 @@ def main():
               f"{rb['lib_ms']:.3f} ms/path (compile {rb['compile_s']:.1f} s), "
               f"SciPy/lib {rb['scipy_ms'] / rb['lib_ms']:.0f}x, lib |dS| {rb['lib_err']:.1e}, "
               f"conv {rb['lib_conv']:.3f}, {rb['polished']} of {rb['B']} paths polished")
-        rn = run_nested(big, lib_repeats.get(big["B"], 3), ref_fn)
-        print(f"B={rn['B']} with nested grids nj.Refine(levels=3, adapt=None): library "
-              f"{rn['lib_ms']:.3f} ms/path (compile {rn['compile_s']:.1f} s), "
-              f"SciPy/lib {rn['scipy_ms'] / rn['lib_ms']:.0f}x, lib |dS| {rn['lib_err']:.1e} "
-              f"({rn['other_minima']} paths in another local minimum), conv "
-              f"{rn['lib_conv']:.3f}, finest-level Newton steps mean {rn['steps_mean']:.1f} / "
-              f"max {rn['steps_max']}")
-        for lanes in opts.lanes:
-            rl = run_nested(big, lib_repeats.get(big["B"], 3), ref_fn, lanes=lanes)
-            print(f"B={rl['B']} nested grids in {lanes} refilled lanes (lanes={lanes}): library "
-                  f"{rl['lib_ms']:.3f} ms/path (compile {rl['compile_s']:.1f} s), "
-                  f"SciPy/lib {rl['scipy_ms'] / rl['lib_ms']:.0f}x, lib |dS| "
-                  f"{rl['lib_err']:.1e} ({rl['other_minima']} paths in another local minimum), "
-                  f"conv {rl['lib_conv']:.3f}")
+        for rn in run_nested(big, opts.rounds, ref_fn, opts.lanes):
+            how = ("in lockstep" if rn["lanes"] is None
+                   else f"in {rn['lanes']} refilled lanes (lanes={rn['lanes']})")
+            print(f"B={rn['B']} nested grids nj.Refine(levels=3, adapt=None) {how}: library "
+                  f"{rn['lib_ms']:.3f} ms/path (median of {opts.rounds} interleaved rounds; "
+                  f"compile {rn['compile_s']:.1f} s), SciPy {rn['scipy_ms']:.1f} ms/path "
+                  f"({rn['n_scipy']} paths, same rounds), SciPy/lib "
+                  f"{rn['scipy_ms'] / rn['lib_ms']:.0f}x, lib |dS| {rn['lib_err']:.1e} "
+                  f"({rn['other_minima']} paths in another local minimum), conv "
+                  f"{rn['lib_conv']:.3f}, finest-level Newton steps mean "
+                  f"{rn['steps_mean']:.1f} / max {rn['steps_max']}")
     print()
     print("|dS| = max |S − S_ref|, |dx| = max |x − x_ref| over the paths solved, with S_ref, x_ref")
     print("the library at BlockNewton(rtol=atol=1e-13) on the same 101-node problem (optimisation")

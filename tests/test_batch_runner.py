@@ -500,3 +500,8 @@ def test_cli_reports_bad_boundary_conditions(tmp_path):
     assert "give 2 numbers" in run(str(tmp_path / "bc.npz"), "--t1", "10", "--args", "10")
     np.save(tmp_path / "bc.npy", np.zeros((4, 3, 2)))
     assert "expected (N, 2, d)" in run(str(tmp_path / "bc.npy"), "--t1", "10")
+    np.savez(tmp_path / "bc.npz", x0=batch["x0"], x1=batch["x1"])
+    assert "--lanes must be at least 1" in run(str(tmp_path / "bc.npz"), "--t1", "1",
+                                                 "--lanes", "0")
+    assert "--lanes applies to fixed-time paths" in run(str(tmp_path / "bc.npz"),
+                                                       "--geometric", "--lanes", "8")

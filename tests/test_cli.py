@@ -191,6 +191,7 @@ def test_batch_refuses_to_resume_a_different_problem(tmp_path, capsys, monkeypat
     refused([*base, "--n-nodes", "21"], "identity.options.n_nodes: 11 on disk, 21 now")
     refused([*base, "--float32"], "identity.options.float32")
     refused([*base, "--straggler-steps", "9"], "straggler_steps: null on disk, 9 now")
+    refused([*base, "--lanes", "2"], "identity.options.lanes: null on disk, 2 now")
     refused([*base, "--chunk-size", "3"], "chunk_size: 4 on disk, 3 now")
     with np.load(bc) as data:
         x1 = data["x1"]

@@ -93,6 +93,18 @@ def test_lanes_nested_grids_and_other_solver():
     assert np.all(np.asarray(b.converged))
 
 
+def test_lanes_through_solve_batch(lockstep, tmp_path):
+    # `nj.solve_batch` vmaps `solve_fn` over chunks (the last one padded): the lanes run
+    # inside each chunk and every element comes back in its place.
+    def solve_fn(b):
+        return nj.minimize_action(SDE, X0, b["x1"], 0.0, 10.0, n_nodes=N,
+                                  args=jnp.array(BETA), throw=False, lanes=3)
+
+    sols = nj.solve_batch(solve_fn, {"x1": X1S}, chunk_size=8, out_dir=tmp_path / "run",
+                          progress=False)
+    _same(sols, lockstep)
+
+
 def test_lanes_closed_form_constant_drift():
     # f = c, D: the discrete action is exact, |x1 − x0 − cT|² / (4DT).
     c, D, T = jnp.array([0.5, -0.2]), 0.3, 2.0
