@@ -269,7 +269,8 @@ def minimize_action(
       the order changes. On a CPU, `L = 64–128` for batches of hundreds or more:
       Maier–Stein near the saddle, B = 1024, nested grids, 1.5× faster
       (`benchmarks/RESULTS.md`). On a GPU keep `L` in the thousands (or `None`): the
-      vector width is what a GPU is fast at. A call that is not batched ignores it.
+      vector width is what a GPU is fast at. A call that is not batched ignores it; so
+      does one whose drift closes over a value traced by an outer `jit` (lockstep then).
     - `throw`: raise an error if the solve fails. Use `throw=False` in batches to get each
       element's own `result` and `converged`.
 

@@ -143,6 +143,27 @@ def test_lanes_derivatives():
     assert float(jnp.max(jnp.abs(jl))) > 1e-3
 
 
+def test_lanes_with_parameters_closed_over():
+    # A drift and a diffusion that close over the batched parameter (not passed in `args`):
+    # the lanes gather it per element like any input. (Derivatives need the parameter in
+    # `args` or in the `nj.SDE`, lanes or not: `test_lanes_derivatives`.)
+    def action(k, lanes):
+        sde = nj.SDE(lambda t, x, a: -k * x + jnp.sin(x[::-1]),
+                     lambda t, x, a: 0.5 + 0.1 * k * jnp.sum(x**2))
+        return nj.minimize_action(sde, jnp.zeros(2), jnp.array([1.0, -0.5]), 0.0, 2.0,
+                                  n_nodes=21, lanes=lanes).action
+
+    ks = jnp.array([0.5, 1.0, 2.0, 3.0, 4.0])
+    a = jax.vmap(lambda k: action(k, None))(ks)
+    b = jax.vmap(lambda k: action(k, 2))(ks)
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=0, atol=1e-12)
+    assert float(jnp.max(b) - jnp.min(b)) > 0.1
+    # Under an outer `jit` the captured value is not an input of the solve: lockstep,
+    # the same answer.
+    c = jax.jit(lambda k: action(k, 2))(ks[1])
+    assert abs(float(c) - float(a[1])) < 1e-12
+
+
 def test_lanes_no_recompilation():
     traces = []
 

@@ -13,7 +13,7 @@ from .._problem import AbstractPathProblem, FixedTimeProblem, problem_value
 from .._results import RESULTS
 from .._sde import args_are_finite, diffusion_is_spd
 from ._base import AbstractPathSolver
-from ._lanes import solve_in_lanes, with_implicit_derivatives
+from ._lanes import hoist_closures, solve_in_lanes, with_implicit_derivatives
 from ._newton import BlockNewton
 from ._newton_cg import NewtonCG, finds_negative_curvature
 
@@ -119,7 +119,8 @@ def solve_problem(
     and stats are those of its own solve."""
     if adjoint is None:
         adjoint = implicit_adjoint(y0.shape[-1], y0.dtype)
-    if lanes is None:
+    hoisted = None if lanes is None else hoist_closures(problem)
+    if hoisted is None:
         sol = optx.minimise(
             problem_value,
             solver,
@@ -135,7 +136,7 @@ def solve_problem(
         stats = {k: v for k, v in sol.stats.items() if k != "max_steps"}
         stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
     else:
-        out = solve_in_lanes(solver, problem, y0, max_steps=max_steps, lanes=lanes, tags=_TAGS)
+        out = solve_in_lanes(solver, hoisted, y0, max_steps=max_steps, lanes=lanes, tags=_TAGS)
         y = with_implicit_derivatives(problem, out.y, adjoint=adjoint, tags=_TAGS)
         own = _item(RESULTS.successful, out.own)
         result = _combine_results(

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optimistix as optx
 from jax.custom_batching import custom_vmap
 
-from .._problem import AbstractPathProblem, problem_value
+from .._problem import AbstractPathProblem, FixedTimeProblem, problem_value
 
 
 def check_lanes(lanes, where: str) -> None:
@@ -241,6 +241,37 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
     return _Outcome(y_out, steps_out, code_out, own_out, stats_out)
 
 
+def hoist_closures(problem):
+    """The problem with its drift and diffusion closure-converted, or `None` where lanes
+    cannot run it.
+
+    Values the drift or diffusion close over (e.g. a parameter of an outer `vmap` captured
+    by a `lambda`) become array leaves of the problem, which the lanes gather per element
+    like any other input (a `custom_vmap` cannot close over batched values). Values traced
+    by an outer `jit`, `grad` or `jvp` and captured the same way cannot cross the lanes'
+    `custom_vmap` (they are not inputs of the compiled solve): then `None`, and the caller
+    solves in lockstep. Parameters passed in `args` or held by the `nj.SDE` never need this.
+    """
+    if not isinstance(problem, FixedTimeProblem):
+        return problem
+    sde = problem.sde
+    t, x, args = problem.ts[0], problem.x0, problem.args
+    converted = {"drift": eqx.filter_closure_convert(sde.drift, t, x, args)}
+    if callable(sde.diffusion):
+        converted["diffusion"] = eqx.filter_closure_convert(sde.diffusion, t, x, args)
+    # A tracer of an outer `vmap` carries its batch dimension; any other tracer here
+    # belongs to a transformation outside the solve.
+    outer = [
+        c for c in jax.tree.leaves(converted)
+        if isinstance(c, jax.core.Tracer) and not hasattr(c, "batch_dim")
+    ]
+    if outer:
+        return None
+    for name, fn in converted.items():
+        sde = eqx.tree_at(lambda s: getattr(s, name), sde, fn)
+    return eqx.tree_at(lambda p: p.sde, problem, sde)
+
+
 def solve_in_lanes(
     solver: optx.AbstractMinimiser,
     problem: AbstractPathProblem,
@@ -250,8 +281,9 @@ def solve_in_lanes(
     lanes: int,
     tags: frozenset,
 ) -> _Outcome:
-    """Minimise `problem` from `y0` with `solver`; under `vmap`, in `lanes` refilled lanes.
-    No derivatives flow through it (see `with_implicit_derivatives`)."""
+    """Minimise `problem` (from `hoist_closures`) from `y0` with `solver`; under `vmap`, in
+    `lanes` refilled lanes. No derivatives flow through it (see
+    `with_implicit_derivatives`)."""
     dynamic, static = eqx.partition(problem, eqx.is_array)
     dynamic = jax.lax.stop_gradient(dynamic)
     y0 = jax.lax.stop_gradient(y0)
