@@ -258,9 +258,9 @@ def run_nested(big: dict, rounds: int, ref_fn, lanes_list=()) -> list[dict]:
     26 → 51 → 101 nodes, each level warm-started from the previous one; the finest grid
     is the benchmark's, so the discrete problem is the same), in lockstep and in each of
     `lanes_list` refilled lanes. The variants and the SciPy loop (on the same paths as the
-    batch row's) are timed in turn, `rounds` times (a noisy machine drifts over minutes; interleaving
-    shares the drift), and each reports its median. Paths whose action differs from the reference by more than 1e-9 count as
-    another local minimum."""
+    batch row's) are timed in turn, `rounds` times (a noisy machine drifts over minutes;
+    interleaving shares the drift), and each reports its median. Paths whose action
+    differs from the reference by more than 1e-9 count as another local minimum."""
     x1 = jnp.asarray(endpoints(big["B"]))
     ctrl = nj.Refine(levels=3, adapt=None, rtol=float("inf"))
     variants = [None, *lanes_list]
