@@ -13,7 +13,13 @@ from .._problem import AbstractPathProblem, FixedTimeProblem, problem_value
 from .._results import RESULTS
 from .._sde import args_are_finite, diffusion_is_spd
 from ._base import AbstractPathSolver
-from ._lanes import hoist_closures, solve_in_lanes, with_implicit_derivatives
+from ._lanes import (
+    hoist_closures,
+    solve_in_lanes,
+    solve_stats,
+    with_code,
+    with_implicit_derivatives,
+)
 from ._newton import BlockNewton
 from ._newton_cg import NewtonCG, finds_negative_curvature
 
@@ -73,11 +79,6 @@ def _combine_results(solver, result: optx.RESULTS, own: RESULTS | None) -> RESUL
     return RESULTS.where(out_of_steps, RESULTS.max_steps_reached, combined)
 
 
-def _item(enumeration_item, code):
-    """The item of `enumeration_item`'s enumeration with the integer `code`."""
-    return eqx.tree_at(lambda r: r._value, enumeration_item, code)
-
-
 def is_minimum(problem: AbstractPathProblem, y) -> jax.Array:
     r"""The second-order test of a stationary point: whether the exact block-tridiagonal
     Hessian plus `√ε·diag|H|` is positive definite (one block Cholesky factorisation).
@@ -133,18 +134,16 @@ def solve_problem(
         )
         y = sol.value
         result = to_results(solver, sol)
-        stats = {k: v for k, v in sol.stats.items() if k != "max_steps"}
-        stats["num_steps"] = jnp.asarray(stats["num_steps"], jnp.int32)
+        stats = solve_stats(sol.stats)
     else:
         out = solve_in_lanes(solver, hoisted, y0, max_steps=max_steps, lanes=lanes, tags=_TAGS)
         y = with_implicit_derivatives(problem, out.y, adjoint=adjoint, tags=_TAGS)
-        own = _item(RESULTS.successful, out.own)
-        result = _combine_results(
-            solver,
-            _item(optx.RESULTS.successful, out.result),
-            own if isinstance(solver, AbstractPathSolver) else None,
+        own = (
+            with_code(RESULTS.successful, out.own)
+            if isinstance(solver, AbstractPathSolver) else None
         )
-        stats = dict(out.stats, num_steps=out.num_steps)
+        result = _combine_results(solver, with_code(optx.RESULTS.successful, out.result), own)
+        stats = dict(out.stats)
     g = problem.grad(jax.lax.stop_gradient(y))
     stats["grad_norm"] = jnp.max(jnp.abs(g))
     result = RESULTS.where(jnp.all(jnp.isfinite(g)), result, RESULTS.nonfinite)

@@ -36,7 +36,7 @@ def check_lanes(lanes, where: str) -> None:
     ):
         raise ValueError(
             f"`lanes` of `{where}` must be None (every element of a `vmap` in lockstep) or a "
-            f"positive int (e.g. 64 to 256 on a CPU), got {lanes!r}."
+            f"positive int (e.g. 64 to 128 on a CPU), got {lanes!r}."
         )
 
 
@@ -75,13 +75,33 @@ def _with_aux(y, problem):
     return problem_value(y, problem), None
 
 
+def with_code(item, code):
+    """The item of `item`'s enumeration (`optx.RESULTS`, `nj.RESULTS`) with integer `code`."""
+    return eqx.tree_at(lambda r: r._value, item, code)
+
+
+def solve_stats(stats: dict) -> dict:
+    """`optx.minimise`'s stats as a path solve reports them: `num_steps` as int32, no
+    `max_steps`."""
+    out = {k: v for k, v in stats.items() if k != "max_steps"}
+    out["num_steps"] = jnp.asarray(out["num_steps"], jnp.int32)
+    return out
+
+
+def _select(mask, new, old):
+    """`new` where `mask` (one flag per lane), else `old`, leaf by leaf."""
+    return jax.tree.map(
+        lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b),
+        new, old,
+    )
+
+
 class _Outcome(eqx.Module):
-    """What a solve returns to `solve_problem`: the optimum, the step count, optimistix's
-    result code (its integer), the solver's own code where its state has one (`-1`
-    otherwise) and the solver's stats."""
+    """What a solve returns to `solve_problem`: the optimum, optimistix's result code (its
+    integer), the solver's own code where its state has one (`-1` otherwise) and the
+    stats (`solve_stats`)."""
 
     y: Any
-    num_steps: Any
     result: Any
     own: Any
     stats: dict
@@ -96,13 +116,11 @@ def _single(solver, problem, y0, max_steps, tags) -> _Outcome:
     sol = optx.minimise(
         problem_value, solver, y0, problem, max_steps=max_steps, throw=False, tags=tags,
     )
-    stats = {k: v for k, v in sol.stats.items() if k not in ("num_steps", "max_steps")}
     return _Outcome(
         sol.value,
-        jnp.asarray(sol.stats["num_steps"], jnp.int32),
         sol.result._value.astype(jnp.int32),
         _own_code(sol.state),
-        stats,
+        solve_stats(sol.stats),
     )
 
 
@@ -122,29 +140,29 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
         safe = jnp.minimum(idx, batch_size - 1)
         return jax.tree.map(lambda a, b: a[safe] if b else a, tree, batched)
 
+    def ask_terminate(problem, y, state):
+        # As `optx.minimise`: a non-finite iterate stops the solve as `nonfinite`.
+        stop, code = solver.terminate(fn, y, problem, options, state, tags)
+        code = optx.RESULTS.where(jnp.all(jnp.isfinite(y)), code, optx.RESULTS.nonfinite)
+        return stop, code._value.astype(jnp.int32)
+
     def init_one(dyn, y):
         problem = problem_at(dyn)
         state = solver.init(fn, y, problem, options, f_struct, None, tags)
-        stop, code = solver.terminate(fn, y, problem, options, state, tags)
-        code = optx.RESULTS.where(
-            jnp.all(jnp.isfinite(y)), code, optx.RESULTS.nonfinite
-        )
-        return y, state, stop, code._value.astype(jnp.int32)
+        return y, state, *ask_terminate(problem, y, state)
 
     def step_one(dyn, y, state):
         problem = problem_at(dyn)
         y_new, state_new, _ = solver.step(fn, y, problem, options, state, tags)
         # As `optx.minimise`: `terminate` is asked at the old `y` with the new state.
-        stop, code = solver.terminate(fn, y, problem, options, state_new, tags)
-        code = optx.RESULTS.where(jnp.all(jnp.isfinite(y)), code, optx.RESULTS.nonfinite)
-        return y_new, state_new, stop, code._value.astype(jnp.int32)
+        return y_new, state_new, *ask_terminate(problem, y, state_new)
 
     def finish_one(dyn, y, state, stop, code):
         problem = problem_at(dyn)
         ok = optx.RESULTS.successful._value
         code = jnp.where((code == ok) & ~stop, optx.RESULTS.nonlinear_max_steps_reached._value,
                          code)
-        result = eqx.tree_at(lambda r: r._value, optx.RESULTS.successful, code)
+        result = with_code(optx.RESULTS.successful, code)
         y, _, stats = solver.postprocess(fn, y, None, problem, options, state, tags, result)
         return y, code, _own_code(state), stats
 
@@ -192,17 +210,11 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
             fresh = done & (new_idx < batch_size)
             y0_new, st0, stop0, code0 = v_init(take(dynamic, new_idx), y0[jnp.minimum(
                 new_idx, batch_size - 1)])
-            pick = lambda a, b: jnp.where(
-                fresh.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b
-            )
             st0_dyn = eqx.filter(st0, eqx.is_array)
             return (
                 new_idx,
                 next_idx + jnp.sum(done).astype(jnp.int32),
-                pick(y0_new, y),
-                jax.tree.map(pick, st0_dyn, state_dyn),
-                pick(stop0, stop),
-                pick(code0, code),
+                *_select(fresh, (y0_new, st0_dyn, stop0, code0), (y, state_dyn, stop, code)),
                 jnp.where(fresh, 0, num_steps),
                 new_outputs,
                 new_steps,
@@ -220,15 +232,11 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
         go = running(idx, stop, code, num_steps)
         state = eqx.combine(state_dyn, state_static)
         y_n, state_n, stop_n, code_n = v_step(take(dynamic, idx), y, state)
-        pick = lambda a, b: jnp.where(go.reshape((-1,) + (1,) * (jnp.ndim(a) - 1)), a, b)
         state_n_dyn = eqx.filter(state_n, eqx.is_array)
         return (
             idx,
             next_idx,
-            pick(y_n, y),
-            jax.tree.map(pick, state_n_dyn, state_dyn),
-            pick(stop_n, stop),
-            pick(code_n, code),
+            *_select(go, (y_n, state_n_dyn, stop_n, code_n), (y, state_dyn, stop, code)),
             num_steps + go.astype(jnp.int32),
             outputs,
             out_steps,
@@ -238,7 +246,7 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
              outputs, out_steps)
     carry = jax.lax.while_loop(cond, body, carry)
     (y_out, code_out, own_out, stats_out), steps_out = carry[7], carry[8]
-    return _Outcome(y_out, steps_out, code_out, own_out, stats_out)
+    return _Outcome(y_out, code_out, own_out, dict(stats_out, num_steps=steps_out))
 
 
 def hoist_closures(problem):
