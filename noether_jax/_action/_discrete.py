@@ -11,9 +11,12 @@ from ._action import AbstractAction
 def interval_lagrangians(
     action: AbstractAction, sde: SDE, ts: Float[Array, " n"], xs: Float[Array, "n d"], args
 ) -> Float[Array, " n-1"]:
-    """The discrete Lagrangian of every interval `[t_i, t_{i+1}]`."""
+    """The discrete Lagrangian of every interval `[t_i, t_{i+1}]`, the intervals mapped along
+    the last axis of the states (XLA on CPU vectorises along the minor axis: the long one,
+    not `d`)."""
     fn = lambda ta, tb, xa, xb: action.discrete_lagrangian(sde, ta, tb, xa, xb, args)
-    return jax.vmap(fn)(ts[:-1], ts[1:], xs[:-1], xs[1:])
+    xs_t = jnp.moveaxis(xs, 0, -1)
+    return jax.vmap(fn, in_axes=-1)(ts[:-1], ts[1:], xs_t[..., :-1], xs_t[..., 1:])
 
 
 def discrete_action(
