@@ -267,7 +267,7 @@ def minimize_action(
       step count (plus one tail `L` wide). Every element gets its own solve's answer,
       result code, stats and derivatives (implicit function theorem, both modes); only
       the order changes. On a CPU, `L = 64–128` for batches of hundreds or more:
-      Maier–Stein near the saddle, B = 1024, nested grids, 1.4–1.7× faster
+      Maier–Stein near the saddle, B = 1024, nested grids, 1.4–1.9× faster
       (`benchmarks/RESULTS.md`). On a GPU keep `L` in the thousands (or `None`): the
       vector width is what a GPU is fast at. A call that is not batched ignores it; so
       does one whose drift closes over a value traced by an outer `jit` (lockstep then).
