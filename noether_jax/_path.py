@@ -23,7 +23,9 @@ from ._geometric._candidates import concrete, route_candidates
 from ._problem import FixedTimeProblem
 from ._results import RESULTS
 from ._solution import PathSolution, finish_solution, raise_if_failed
-from ._solver import check_lanes, solve_on_times, solve_problem, solver_for, warm_started
+from ._solver import (
+    check_lanes, provisional, solve_on_times, solve_problem, solver_for, warm_started,
+)
 from ._solver import stop_gradient_arrays as _stop
 
 
@@ -89,8 +91,9 @@ def _refine_levels(refine: Refine, sde, x0, x1, t0, t1, n, args, y0, action, sol
     S_coarse = None
     for level in range(refine.levels - 1):
         problem = FixedTimeProblem(action, sde, t0 + s * (t1 - t0), x0, x1, args)
-        # Every level but the coarsest starts from the previous one's path.
-        level_solver = solver if level == 0 else warm_started(solver)
+        # Every level but the coarsest starts from the previous one's path; only the last
+        # (outside this loop) is certified.
+        level_solver = provisional(solver if level == 0 else warm_started(solver))
         y, _, _ = solve_problem(
             problem, level_solver, y, max_steps=max_steps, certify=False, lanes=lanes
         )

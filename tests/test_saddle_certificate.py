@@ -30,9 +30,9 @@ SOLVERS = {"optx.BFGS": optx.BFGS(rtol=1e-10, atol=1e-10), "LBFGS": nj.LBFGS()}
 
 
 def _solve(x1, solver=None, **kw):
-    return nj.minimize_action(SDE, X0, jnp.asarray(x1), 0.0, T, n_nodes=41, args=BETA,
-                              solver=solver, max_steps=4000, throw=False, candidates=None,
-                              **kw)
+    kw = {"n_nodes": 41, **kw}
+    return nj.minimize_action(SDE, X0, jnp.asarray(x1), 0.0, T, args=BETA, solver=solver,
+                              max_steps=4000, throw=False, candidates=None, **kw)
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
@@ -104,3 +104,34 @@ def test_is_minimum_above_64_dimensions_uses_the_krylov_check():
     assert float(jnp.max(jnp.abs(problem.grad(axis)))) < 1e-6  # stationary in 66-D too
     assert not bool(is_minimum(problem, axis))
     assert bool(is_minimum(problem, minimum))
+
+
+def test_provisional_newton_takes_one_step_fewer_and_never_stops_on_the_axis():
+    """`BlockNewton(certify=False)` (the coarser levels of `nj.Refine`) takes a candidate
+    reached in the quadratic regime without the certifying step; from the straight line on
+    the axis (a saddle of the action) it still leaves the axis for the minimum."""
+    for x1 in ([0.8, 0.3], [1.0, 0.0]):
+        ref = _solve(x1, nj.BlockNewton())
+        prov = _solve(x1, nj.BlockNewton(certify=False))
+        assert bool(ref.converged) and bool(prov.converged)
+        assert float(jnp.max(jnp.abs(prov.xs[:, 1]))) > 0.1
+        assert abs(float(prov.action) - float(ref.action)) < 1e-8 * float(ref.action)
+        np.testing.assert_allclose(np.asarray(prov.xs), np.asarray(ref.xs), atol=1e-6)
+        assert int(prov.stats["num_steps"]) <= int(ref.stats["num_steps"])
+        # Warm-started near the optimum (a finer level's start): 2 steps instead of 3.
+        init = ref.xs + 1e-3 * jnp.sin(jnp.linspace(0.0, 3.0, 41))[:, None]
+        warm = [
+            _solve(x1, nj.BlockNewton(lam0=1e-6, certify=c), init=init, n_nodes=None)
+            for c in (True, False)
+        ]
+        assert [int(w.stats["num_steps"]) for w in warm] == [3, 2]
+        assert all(bool(w.converged) for w in warm)
+        assert abs(float(warm[1].action) - float(ref.action)) < 1e-12 * float(ref.action)
+    # Nested grids: the coarse levels are provisional, the finest is certified, the answer
+    # is that of a certified solve on the finest grid.
+    ctrl = nj.Refine(levels=3, adapt=None, rtol=float("inf"))
+    nested = nj.minimize_action(SDE, X0, jnp.array([0.8, 0.3]), 0.0, T, n_nodes=41, args=BETA,
+                                grid_controller=ctrl, throw=False, candidates=None)
+    direct = _solve([0.8, 0.3], nj.BlockNewton(rtol=1e-12, atol=1e-12))
+    assert bool(nested.converged)
+    assert abs(float(nested.action) - float(direct.action)) < 1e-8 * float(direct.action)

@@ -13,6 +13,7 @@ from ._default import (
     NEWTON_MAX_DIM as NEWTON_MAX_DIM,
     default_solver as default_solver,
     solver_for as solver_for,
+    provisional as provisional,
     warm_started as warm_started,
 )
 from ._lanes import check_lanes as check_lanes

@@ -43,6 +43,14 @@ def solver_for(block_size: int, solver, rtol: float | None, atol: float | None, 
 WARM_LAM0 = 1e-6
 
 
+def provisional(solver):
+    """`solver` for an answer that a later solve refines and certifies (a coarser level of
+    `nj.Refine`): `nj.BlockNewton(certify=False)`; other solvers unchanged."""
+    if isinstance(solver, BlockNewton) and solver.certify:
+        return eqx.tree_at(lambda s: s.certify, solver, False)
+    return solver
+
+
 def warm_started(solver):
     """`solver` for a warm start: `nj.BlockNewton` with `lam0 = min(lam0, WARM_LAM0)`;
     other solvers unchanged."""

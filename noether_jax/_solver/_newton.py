@@ -100,6 +100,11 @@ class BlockNewton(AbstractPathSolver):
       gradient and a block solve per step and removes the crawl along curved valleys:
       Maier–Stein paths ending near the saddle took 51 steps on average (max 128) without
       it, 29 (max 56) with it (`benchmarks/RESULTS.md`).
+    - `certify`: `False` takes a candidate reached in Newton's quadratic regime (damping
+      `λ ≤ 10⁻⁶`, `H + λE` positive definite, a step its model predicted to within a
+      factor 2) as the answer without the certifying step: one step fewer, without the
+      second-order test at round-off. For provisional answers that are refined and
+      certified later (the coarser levels of `nj.Refine` use it); never for a final one.
     """
 
     rtol: float | None = None
@@ -109,6 +114,7 @@ class BlockNewton(AbstractPathSolver):
     escape: float = 0.1
     max_restarts: int = 4
     chord: bool = True
+    certify: bool = True
 
     def init(self, fn, y, args, options, f_struct, aux_struct, tags) -> _NewtonState:
         problem = as_problem(args, self)
@@ -388,6 +394,12 @@ class BlockNewton(AbstractPathSolver):
             accept & dec_small & (step_small | (num_flat >= _NUM_FLAT) | quadratic)
             & ~converged & ~restart
         )
+        if not self.certify:
+            # A provisional answer (refined and certified later): a candidate reached in
+            # the quadratic regime is taken at once, one step earlier.
+            provisional = candidate & quadratic
+            converged = converged | provisional
+            candidate = candidate & ~provisional
 
         stagnated = ((lam > 1e12) & ~converged) | stuck
         nonfinite = ~jnp.isfinite(S_out)
