@@ -25,45 +25,16 @@ _UNROLL_MAX_D = 8
 
 def _chol(s: Float[Array, "d d"]) -> Float[Array, "d d"]:
     """Lower Cholesky factor; NaN where `s` is not positive definite."""
-    d = s.shape[-1]
-    if d > _UNROLL_MAX_D:
+    if s.shape[-1] > _UNROLL_MAX_D:
         return jnp.linalg.cholesky(s)
-    low = [[None] * d for _ in range(d)]
-    for j in range(d):
-        acc = s[j, j]
-        for k in range(j):
-            acc = acc - low[j][k] * low[j][k]
-        # sqrt of a negative pivot is NaN, which is the definiteness signal.
-        low[j][j] = jnp.sqrt(acc)
-        inv = 1.0 / low[j][j]
-        for i in range(j + 1, d):
-            acc = s[i, j]
-            for k in range(j):
-                acc = acc - low[i][k] * low[j][k]
-            low[i][j] = acc * inv
-    zero = jnp.zeros_like(s[0, 0])
-    rows = [jnp.stack([low[i][j] if j <= i else zero for j in range(d)]) for i in range(d)]
-    return jnp.stack(rows)
+    return _l_chol(_entries(s))
 
 
 def _cho_solve(low: Float[Array, "d d"], b: Float[Array, "d *k"]) -> Float[Array, "d *k"]:
     """Solve `(L Lᵀ) x = b` for `b` of shape `(d,)` or `(d, k)`."""
-    d = low.shape[-1]
-    if d > _UNROLL_MAX_D:
+    if low.shape[-1] > _UNROLL_MAX_D:
         return jsl.cho_solve((low, True), b)
-    y = []
-    for i in range(d):
-        acc = b[i]
-        for k in range(i):
-            acc = acc - low[i, k] * y[k]
-        y.append(acc / low[i, i])
-    x = [None] * d
-    for i in reversed(range(d)):
-        acc = y[i]
-        for k in range(i + 1, d):
-            acc = acc - low[k, i] * x[k]
-        x[i] = acc / low[i, i]
-    return jnp.stack(x)
+    return jnp.stack(_l_cho_solve(_entries(low), list(b)))
 
 
 def interval_hessians(fn, *inputs):
@@ -135,13 +106,15 @@ def _matvec_any(diag, off, x):
 # `B = 1`. Above `d = 4` the unrolled entries cost more compile time than they save.
 
 def _entries(a):
-    """`(d, d, B)` → nested lists of its `(B,)` entries."""
+    """`(d, d, ...)` → nested lists of its entries (each `(...)`: `(B,)` batch-last, scalars
+    in the generic code)."""
     return [[a[i, j] for j in range(a.shape[1])] for i in range(a.shape[0])]
 
 
 def _l_chol(s):
-    """Lower Cholesky factor of nested `(B,)` entries, as a `(d, d, B)` array (NaN where not
-    positive definite)."""
+    """Lower Cholesky factor of nested entries, as a `(d, d, ...)` array, unrolled into
+    elementwise operations (NaN where not positive definite: the sqrt of a negative pivot
+    is the definiteness signal)."""
     d = len(s)
     low = [[None] * d for _ in range(d)]
     for j in range(d):
@@ -167,7 +140,7 @@ def _l_sub(acc, pairs):
 
 
 def _l_cho_solve(low, rows):
-    """`(L Lᵀ)⁻¹ b` for `L` as nested `(B,)` entries and `b` as its `d` rows `(k, B)`."""
+    """`(L Lᵀ)⁻¹ b` for `L` as nested entries and `b` as its `d` rows, unrolled."""
     d = len(low)
     inv = [1.0 / low[i][i] for i in range(d)]
     y = []
@@ -186,12 +159,25 @@ def _l_sub_matmul(r, b, x, transpose):
     return [_l_sub(r[i], [(entry(i, q), x[q]) for q in range(d)]) for i in range(d)]
 
 
+def _bl_start(blocks, off):
+    """Batch-last scan inputs: the off-diagonal blocks shifted down by one (a zero block
+    first) and an identity block (the factor "before" the first)."""
+    off_prev = jnp.concatenate([jnp.zeros_like(blocks[:1]), off], axis=0)
+    eye = jnp.eye(blocks.shape[1], dtype=blocks.dtype)[:, :, None]
+    return off_prev, jnp.broadcast_to(eye, blocks.shape[1:])
+
+
+def _bl_forward_step(low_prev, b, r, z_prev):
+    """`z_j = r_j − B_{j−1}ᵀ S_{j−1}⁻¹ z_{j−1}` (`low_prev`, `b`: nested entries)."""
+    w = _l_cho_solve(low_prev, list(z_prev))
+    return jnp.stack(_l_sub_matmul(list(r), b, w, transpose=True))
+
+
 def _bl_factor(diag, off, rhs):
     """Factorisation and (if `rhs` is given) forward substitution in one scan. Batch-last
     arrays. Returns `(chols, zs)` (`zs` is `None` without `rhs`)."""
     d = diag.shape[1]
-    off_prev = jnp.concatenate([jnp.zeros_like(diag[:1]), off], axis=0)
-    eye = jnp.broadcast_to(jnp.eye(d, dtype=diag.dtype)[:, :, None], diag.shape[1:])
+    off_prev, eye = _bl_start(diag, off)
 
     def body(carry, inputs):
         chol_prev, z_prev = carry
@@ -200,11 +186,7 @@ def _bl_factor(diag, off, rhs):
         # Schur complement `a − bᵀ S_prev⁻¹ b`, symmetrised.
         s = _l_sub_matmul(list(a), b_, _l_cho_solve(low_prev, list(b)), transpose=True)
         chol = _l_chol([[0.5 * (s[i][j] + s[j][i]) for j in range(d)] for i in range(d)])
-        if r is None:
-            return (chol, None), (chol, None)
-        # `z_j = r_j − B_{j−1}ᵀ S_{j−1}⁻¹ z_{j−1}`.
-        w = _l_cho_solve(low_prev, list(z_prev))
-        z = jnp.stack(_l_sub_matmul(list(r), b_, w, transpose=True))
+        z = None if r is None else _bl_forward_step(low_prev, b_, r, z_prev)
         return (chol, z), (chol, z)
 
     z0 = None if rhs is None else jnp.zeros_like(rhs[0])
@@ -213,15 +195,12 @@ def _bl_factor(diag, off, rhs):
 
 
 def _bl_forward(chols, off, rhs):
-    d = chols.shape[1]
-    off_prev = jnp.concatenate([jnp.zeros_like(chols[:1]), off], axis=0)
-    eye = jnp.broadcast_to(jnp.eye(d, dtype=chols.dtype)[:, :, None], chols.shape[1:])
+    off_prev, eye = _bl_start(chols, off)
 
     def body(carry, inputs):
         chol_prev, z_prev = carry
         chol, b, r = inputs
-        w = _l_cho_solve(_entries(chol_prev), list(z_prev))
-        z = jnp.stack(_l_sub_matmul(list(r), _entries(b), w, transpose=True))
+        z = _bl_forward_step(_entries(chol_prev), _entries(b), r, z_prev)
         return (chol, z), z
 
     _, zs = jax.lax.scan(body, (eye, jnp.zeros_like(rhs[0])), (chols, off_prev, rhs))
@@ -230,7 +209,6 @@ def _bl_forward(chols, off, rhs):
 
 def _bl_backward(chols, off, zs):
     """Back substitution `x_j = S_j⁻¹ (z_j − B_j x_{j+1})`, batch-last."""
-    d = chols.shape[1]
     off_next = jnp.concatenate([off, jnp.zeros_like(chols[:1])], axis=0)
 
     def body(x_next, inputs):
