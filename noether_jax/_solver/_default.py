@@ -52,8 +52,11 @@ def provisional(solver):
 
 
 def warm_started(solver):
-    """`solver` for a warm start: `nj.BlockNewton` with `lam0 = min(lam0, WARM_LAM0)`;
-    other solvers unchanged."""
-    if isinstance(solver, BlockNewton) and solver.lam0 > WARM_LAM0:
-        return eqx.tree_at(lambda s: s.lam0, solver, WARM_LAM0)
+    """`solver` for a warm start: `nj.BlockNewton` with `lam0 = min(lam0, WARM_LAM0)` and
+    no first-damping search (the Hessian near the optimum is positive definite: the search
+    would cost a factorisation and find `lam0`); other solvers unchanged."""
+    if isinstance(solver, BlockNewton):
+        return eqx.tree_at(
+            lambda s: (s.lam0, s.search_damping), solver, (min(solver.lam0, WARM_LAM0), False)
+        )
     return solver

@@ -4,7 +4,10 @@ r"""Solves that, under `vmap`, run in refilled lanes: a batch pays the mean step
 batch costs its maximum number of steps times the batch size. Here a batched solve runs
 `lanes` elements at a time instead; when one finishes, its lane takes the next element that
 has not started. The batch then costs about its *mean* number of steps (plus one tail of
-the slowest elements, run `lanes` wide), at the price of a smaller vector width.
+the slowest elements, run `lanes` wide), at the price of a smaller vector width. Fresh
+elements are initialised `lanes` at a time into a buffer that the refills draw from, so
+an expensive `init` (`nj.BlockNewton`'s Hessian and first-damping search) runs once per
+element, not once per lane at every refill.
 
 Every element follows exactly the iteration of `optx.minimise` (the same `init`, `step`,
 `terminate`, `postprocess`, the same stopping rule and result codes), so its answer is the
@@ -190,8 +193,16 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
     def cond(carry):
         return jnp.any(carry[0] < batch_size)
 
+    def init_at(start):
+        # Elements `start, …, start + n_lanes − 1` initialised (past the end: element 0's
+        # data, never used).
+        i = start + jnp.arange(n_lanes, dtype=jnp.int32)
+        y_i, st_i, stop_i, code_i = v_init(take(dynamic, i), y0[jnp.minimum(i, batch_size - 1)])
+        return y_i, eqx.filter(st_i, eqx.is_array), stop_i, code_i
+
     def body(carry):
-        idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps = carry
+        (idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps, buf_start,
+         buffer) = carry
         state = eqx.combine(state_dyn, state_static)
         # Lanes whose element has stopped write it out and take the next element.
         done = (idx < batch_size) & ~running(idx, stop, code, num_steps)
@@ -204,30 +215,39 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
                 lambda o, v: o.at[where].set(v, mode="drop"), outputs, fin
             )
             new_steps = out_steps.at[where].set(num_steps, mode="drop")
+            num_done = jnp.sum(done).astype(jnp.int32)
             new_idx = jnp.where(
                 done, jnp.minimum(next_idx + jnp.cumsum(done) - 1, batch_size), idx
             ).astype(jnp.int32)
             fresh = done & (new_idx < batch_size)
-            y0_new, st0, stop0, code0 = v_init(take(dynamic, new_idx), y0[jnp.minimum(
-                new_idx, batch_size - 1)])
-            st0_dyn = eqx.filter(st0, eqx.is_array)
+            # Fresh elements come from the buffer of initialised ones, which is refilled
+            # (the next `n_lanes` elements, initialised together) when it runs short: an
+            # `init` (e.g. `nj.BlockNewton`'s Hessian and first-damping search) then runs
+            # once per `n_lanes` elements, not for every lane at every refill.
+            short = next_idx + num_done > buf_start + n_lanes
+            buf_start_new, buffer_new = jax.lax.cond(
+                short, lambda: (next_idx, init_at(next_idx)), lambda: (buf_start, buffer)
+            )
+            slot = jnp.clip(new_idx - buf_start_new, 0, n_lanes - 1)
+            from_buffer = jax.tree.map(lambda a: a[slot], buffer_new)
             return (
                 new_idx,
-                next_idx + jnp.sum(done).astype(jnp.int32),
-                *_select(fresh, (y0_new, st0_dyn, stop0, code0), (y, state_dyn, stop, code)),
+                next_idx + num_done,
+                *_select(fresh, from_buffer, (y, state_dyn, stop, code)),
                 jnp.where(fresh, 0, num_steps),
                 new_outputs,
                 new_steps,
+                buf_start_new,
+                buffer_new,
             )
 
-        idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps = (
-            jax.lax.cond(
+        idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps, buf_start, \
+            buffer = jax.lax.cond(
                 jnp.any(done),
                 refill,
                 lambda: (idx, next_idx, y, state_dyn, stop, code, num_steps, outputs,
-                         out_steps),
+                         out_steps, buf_start, buffer),
             )
-        )
         # One step of every lane that is running (the others keep their values).
         go = running(idx, stop, code, num_steps)
         state = eqx.combine(state_dyn, state_static)
@@ -240,10 +260,13 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
             num_steps + go.astype(jnp.int32),
             outputs,
             out_steps,
+            buf_start,
+            buffer,
         )
 
+    # The first lanes' elements, already taken: the buffer is refilled at the first refill.
     carry = (idx, jnp.asarray(n_lanes, jnp.int32), y, state_dyn, stop, code, num_steps,
-             outputs, out_steps)
+             outputs, out_steps, jnp.asarray(0, jnp.int32), (y, state_dyn, stop, code))
     carry = jax.lax.while_loop(cond, body, carry)
     (y_out, code_out, own_out, stats_out), steps_out = carry[7], carry[8]
     return _Outcome(y_out, code_out, own_out, dict(stats_out, num_steps=steps_out))
