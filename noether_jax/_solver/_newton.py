@@ -288,13 +288,25 @@ class BlockNewton(AbstractPathSolver):
         # would have rejected it, had it seen the Hessian), with the damping raised.
         h_finite = jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
         back = stale & state.has_back & ~h_finite
-        y = jnp.where(back, state.y_back, y)
-        S0 = jnp.where(back, state.S_back, state.S)
-        g0 = jnp.where(back, state.g_back, state.g)
-        diag = jnp.where(back, state.diag, diag)
-        off = jnp.where(back, state.off, off)
-        lam_in = jnp.where(back, state.lam_back, state.lam)
-        nu_in = jnp.where(back, state.nu_back, state.nu)
+
+        def take_back():
+            return (
+                jnp.where(back, state.y_back, y),
+                jnp.where(back, state.S_back, state.S),
+                jnp.where(back, state.g_back, state.g),
+                jnp.where(back, state.diag, diag),
+                jnp.where(back, state.off, off),
+                jnp.where(back, state.lam_back, state.lam),
+                jnp.where(back, state.nu_back, state.nu),
+            )
+
+        # Rare: a `cond`, so that a batch pays for these selects only where some element
+        # takes its step back.
+        y, S0, g0, diag, off, lam_in, nu_in = jax.lax.cond(
+            any_in_batch(back),
+            take_back,
+            lambda: (y, state.S, state.g, diag, off, state.lam, state.nu),
+        )
         pending = state.pending & ~back
         num_accepted = state.num_accepted - back.astype(jnp.int32)
 
