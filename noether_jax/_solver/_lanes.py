@@ -224,7 +224,8 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
             # (the next `n_lanes` elements, initialised together) when it runs short: an
             # `init` (e.g. `nj.BlockNewton`'s Hessian and first-damping search) then runs
             # once per `n_lanes` elements, not for every lane at every refill.
-            short = next_idx + num_done > buf_start + n_lanes
+            # (Past the end of the batch there is nothing left to initialise.)
+            short = (next_idx < batch_size) & (next_idx + num_done > buf_start + n_lanes)
             buf_start_new, buffer_new = jax.lax.cond(
                 short, lambda: (next_idx, init_at(next_idx)), lambda: (buf_start, buffer)
             )
