@@ -44,6 +44,12 @@ class _NewtonState(eqx.Module):
     nu_back: Float[Array, ""]
 
 
+@eqx.filter_jit
+def _hessian(problem, y):
+    # One trace for `init` and `step` (a cache hit the second time).
+    return problem.hessian(y)
+
+
 _NUM_FLAT = 8
 # Damping below which a step is taken to be in Newton's quadratic regime.
 _QUADRATIC_LAM = 1e-6
@@ -159,7 +165,7 @@ class BlockNewton(AbstractPathSolver):
         finite = jnp.isfinite(S) & jnp.all(jnp.isfinite(g))
         dt = y.dtype
         if self.search_damping:
-            H = problem.hessian(y)
+            H = _hessian(problem, y)
             diag, off = H.diag, H.off
             lam, nu, rejected = self._first_damping(diag, off, dt)
         else:
@@ -278,7 +284,7 @@ class BlockNewton(AbstractPathSolver):
         stale = ~state.fresh
 
         def hessian():
-            H = problem.hessian(y)
+            H = _hessian(problem, y)
             return jnp.where(stale, H.diag, state.diag), jnp.where(stale, H.off, state.off)
 
         diag, off = jax.lax.cond(
