@@ -50,6 +50,15 @@ def _hessian(problem, y):
     return problem.hessian(y)
 
 
+def _after_rejection(lam, nu):
+    """The damping and its growth factor after a rejected step (Nielsen's update): what
+    `step` does on a rejection and what `init`'s first-damping search repeats."""
+    return jnp.maximum(lam * nu, _MIN_DAMPING), 2 * nu
+
+
+# Damping above which a solve stagnates (and where the first-damping search stops).
+_MAX_DAMPING = 1e12
+_MIN_DAMPING = 1e-15
 _NUM_FLAT = 8
 # Damping below which a step is taken to be in Newton's quadratic regime.
 _QUADRATIC_LAM = 1e-6
@@ -144,12 +153,11 @@ class BlockNewton(AbstractPathSolver):
 
         def cond(c):
             lam, _, pd = c
-            return ~pd & (lam <= 1e12)
+            return ~pd & (lam <= _MAX_DAMPING)
 
         def body(c):
-            lam, nu, _ = c
-            lam = jnp.maximum(lam * nu, 1e-15)
-            return lam, 2 * nu, pd_at(lam)
+            lam, nu = _after_rejection(*c[:2])
+            return lam, nu, pd_at(lam)
 
         lam0 = jnp.asarray(self.lam0, dt)
         h_finite = jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
@@ -422,7 +430,7 @@ class BlockNewton(AbstractPathSolver):
         accept, rho = ratio_test(S0, S_new, pred, pd & finite)
 
         # The damping of a rejection (also what taking an accepted step back restores).
-        lam_rej = jnp.where(pending & ~pd, lam_in, lam_eff) * nu_in
+        lam_rej, nu_rej = _after_rejection(jnp.where(pending & ~pd, lam_in, lam_eff), nu_in)
         # Down by up to 10x per accepted step (Nielsen's update) while every step has been
         # accepted (a warm start near the optimum), by at most 3x once a step was rejected:
         # in a curved valley a factor 10 drops the damping below what the valley allows,
@@ -431,8 +439,8 @@ class BlockNewton(AbstractPathSolver):
         lam = jnp.where(
             accept, lam_eff * jnp.maximum(floor, 1 - (2 * jnp.clip(rho, 0, 1) - 1) ** 3), lam_rej
         )
-        lam = jnp.maximum(lam, 1e-15)
-        nu = jnp.where(accept, 2.0, 2 * nu_in)
+        lam = jnp.maximum(lam, _MIN_DAMPING)
+        nu = jnp.where(accept, 2.0, nu_rej)
         lam = jnp.where(restart, jnp.maximum(2 * sigma, lam_in), lam)
         nu = jnp.where(restart, 2.0, nu)
 
@@ -464,7 +472,7 @@ class BlockNewton(AbstractPathSolver):
             converged = converged | provisional
             candidate = candidate & ~provisional
 
-        stagnated = ((lam > 1e12) & ~converged) | stuck
+        stagnated = ((lam > _MAX_DAMPING) & ~converged) | stuck
         nonfinite = ~jnp.isfinite(S_out)
         result = RESULTS.where(
             converged,
@@ -499,8 +507,8 @@ class BlockNewton(AbstractPathSolver):
             y_back=sel(y, state.y_back),
             S_back=sel(S0, state.S_back),
             g_back=sel(g0, state.g_back),
-            lam_back=sel(jnp.maximum(lam_rej, 1e-15), state.lam_back),
-            nu_back=sel(2 * nu_in, state.nu_back),
+            lam_back=sel(lam_rej, state.lam_back),
+            nu_back=sel(nu_rej, state.nu_back),
         )
         return y_out, new_state, None
 
