@@ -138,9 +138,10 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
     in_axes = jax.tree.map(lambda b: 0 if b else None, batched)
 
     def take(tree, idx):
-        # Batched leaves are gathered; shared leaves stay as they are. Lanes past the end
-        # of the batch (`idx == batch_size`) read element 0 and are never written back.
-        safe = jnp.minimum(idx, batch_size - 1)
+        # Batched leaves are gathered; shared leaves stay as they are. Lanes without an
+        # element (`idx` past the end of the batch, or −1 before the first refill) read
+        # some element's data and are never written back.
+        safe = jnp.clip(idx, 0, batch_size - 1)
         return jax.tree.map(lambda a, b: a[safe] if b else a, tree, batched)
 
     def ask_terminate(problem, y, state):
@@ -174,8 +175,15 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
     v_step = jax.vmap(step_one, in_axes=(in_axes, 0, 0))
     v_finish = jax.vmap(finish_one, in_axes=(in_axes, 0, 0, 0, 0))
 
-    idx = jnp.arange(n_lanes, dtype=jnp.int32)
-    y, state, stop, code = v_init(take(dynamic, idx), y0[idx])
+    # The lanes start empty (`idx = −1`, zeros of the right structure): the first refill
+    # initialises them, so `init` has a single call site in the compiled program.
+    idx = jnp.full(n_lanes, -1, jnp.int32)
+    struct = eqx.filter_eval_shape(v_init, take(dynamic, idx), y0[:n_lanes])
+    is_struct = lambda x: isinstance(x, jax.ShapeDtypeStruct)
+    zeros = jax.tree.map(
+        lambda x: jnp.zeros(x.shape, x.dtype) if is_struct(x) else x, struct, is_leaf=is_struct
+    )
+    y, state, stop, code = zeros
     state_dyn, state_static = eqx.partition(state, eqx.is_array)
     out_struct = jax.eval_shape(
         v_finish, take(dynamic, idx), y, state, stop, code
@@ -188,13 +196,13 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
     ok = optx.RESULTS.successful._value
 
     def running(idx, stop, code, num_steps):
-        return (idx < batch_size) & ~stop & (code == ok) & (num_steps < max_steps)
+        return (idx >= 0) & (idx < batch_size) & ~stop & (code == ok) & (num_steps < max_steps)
 
     def cond(carry):
         return jnp.any(carry[0] < batch_size)
 
     def init_at(start):
-        # Elements `start, …, start + n_lanes − 1` initialised (past the end: element 0's
+        # Elements `start, …, start + n_lanes − 1` initialised (past the end: another's
         # data, never used).
         i = start + jnp.arange(n_lanes, dtype=jnp.int32)
         y_i, st_i, stop_i, code_i = v_init(take(dynamic, i), y0[jnp.minimum(i, batch_size - 1)])
@@ -204,8 +212,10 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
         (idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps, buf_start,
          buffer) = carry
         state = eqx.combine(state_dyn, state_static)
-        # Lanes whose element has stopped write it out and take the next element.
-        done = (idx < batch_size) & ~running(idx, stop, code, num_steps)
+        # Lanes whose element has stopped write it out; they and the empty lanes take the
+        # next elements.
+        done = (idx >= 0) & (idx < batch_size) & ~running(idx, stop, code, num_steps)
+        free = done | (idx < 0)
 
         def refill():
             dyn = take(dynamic, idx)
@@ -215,17 +225,17 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
                 lambda o, v: o.at[where].set(v, mode="drop"), outputs, fin
             )
             new_steps = out_steps.at[where].set(num_steps, mode="drop")
-            num_done = jnp.sum(done).astype(jnp.int32)
+            num_free = jnp.sum(free).astype(jnp.int32)
             new_idx = jnp.where(
-                done, jnp.minimum(next_idx + jnp.cumsum(done) - 1, batch_size), idx
+                free, jnp.minimum(next_idx + jnp.cumsum(free) - 1, batch_size), idx
             ).astype(jnp.int32)
-            fresh = done & (new_idx < batch_size)
+            fresh = free & (new_idx < batch_size)
             # Fresh elements come from the buffer of initialised ones, which is refilled
             # (the next `n_lanes` elements, initialised together) when it runs short: an
             # `init` (e.g. `nj.BlockNewton`'s Hessian and first-damping search) then runs
             # once per `n_lanes` elements, not for every lane at every refill.
             # (Past the end of the batch there is nothing left to initialise.)
-            short = (next_idx < batch_size) & (next_idx + num_done > buf_start + n_lanes)
+            short = (next_idx < batch_size) & (next_idx + num_free > buf_start + n_lanes)
             buf_start_new, buffer_new = jax.lax.cond(
                 short, lambda: (next_idx, init_at(next_idx)), lambda: (buf_start, buffer)
             )
@@ -233,7 +243,7 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
             from_buffer = jax.tree.map(lambda a: a[slot], buffer_new)
             return (
                 new_idx,
-                next_idx + num_done,
+                next_idx + num_free,
                 *_select(fresh, from_buffer, (y, state_dyn, stop, code)),
                 jnp.where(fresh, 0, num_steps),
                 new_outputs,
@@ -244,7 +254,7 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
 
         idx, next_idx, y, state_dyn, stop, code, num_steps, outputs, out_steps, buf_start, \
             buffer = jax.lax.cond(
-                jnp.any(done),
+                jnp.any(free),
                 refill,
                 lambda: (idx, next_idx, y, state_dyn, stop, code, num_steps, outputs,
                          out_steps, buf_start, buffer),
@@ -265,9 +275,9 @@ def _lanes(solver, static, dynamic, batched, y0, batch_size, lanes, max_steps, t
             buffer,
         )
 
-    # The first lanes' elements, already taken: the buffer is refilled at the first refill.
-    carry = (idx, jnp.asarray(n_lanes, jnp.int32), y, state_dyn, stop, code, num_steps,
-             outputs, out_steps, jnp.asarray(0, jnp.int32), (y, state_dyn, stop, code))
+    # An empty buffer (it ends where the batch starts): the first refill fills it.
+    carry = (idx, jnp.asarray(0, jnp.int32), y, state_dyn, stop, code, num_steps,
+             outputs, out_steps, jnp.asarray(-n_lanes, jnp.int32), (y, state_dyn, stop, code))
     carry = jax.lax.while_loop(cond, body, carry)
     (y_out, code_out, own_out, stats_out), steps_out = carry[7], carry[8]
     return _Outcome(y_out, code_out, own_out, dict(stats_out, num_steps=steps_out))
