@@ -52,11 +52,15 @@ def provisional(solver):
 
 
 def warm_started(solver):
-    """`solver` for a warm start: `nj.BlockNewton` with `lam0 = min(lam0, WARM_LAM0)` and
-    no first-damping search (the Hessian near the optimum is positive definite: the search
-    would cost a factorisation and find `lam0`); other solvers unchanged."""
+    """`solver` for a warm start: `nj.BlockNewton` with `lam0 = min(lam0, WARM_LAM0)`, no
+    first-damping search (the Hessian near the optimum is positive definite: the search
+    would cost a factorisation and find `lam0`) and no tracked direction of negative
+    curvature (`track_curvature`: the start is in a minimum's basin, and the certificate
+    still catches a saddle); other solvers unchanged."""
     if isinstance(solver, BlockNewton):
         return eqx.tree_at(
-            lambda s: (s.lam0, s.search_damping), solver, (min(solver.lam0, WARM_LAM0), False)
+            lambda s: (s.lam0, s.search_damping, s.track_curvature),
+            solver,
+            (min(solver.lam0, WARM_LAM0), False, False),
         )
     return solver

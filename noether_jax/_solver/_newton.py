@@ -128,6 +128,12 @@ class BlockNewton(AbstractPathSolver):
       on every path of the saddle set, `λ` from `10⁻³` to about 1), and a factorisation
       costs a tenth of a step. `False` leaves the Hessian to the first step (warm starts,
       whose Hessian is positive definite, use it: one factorisation fewer).
+    - `track_curvature`: every step also carries the inverse iteration for the direction of
+      most negative curvature (a second right-hand side in the factorisation's passes and a
+      matrix–vector product) and steps along it where the curvature is negative, so that
+      the solver leaves a saddle of the action before converging to it. `False` for warm
+      starts (`warm_started`), which begin in the quadratic basin of a minimum; a saddle is
+      still caught there by the certificate (above) and left the same way.
     """
 
     rtol: float | None = None
@@ -139,6 +145,7 @@ class BlockNewton(AbstractPathSolver):
     chord: bool = True
     certify: bool = True
     search_damping: bool = True
+    track_curvature: bool = True
 
     def _first_damping(self, diag, off, dt):
         """The damping and its growth factor after the rejections that a Hessian which is not
@@ -329,11 +336,15 @@ class BlockNewton(AbstractPathSolver):
         # step that measures the distance to the optimum.
         lam_eff = jnp.where(pending, sigma0, lam_in)
         eye_s = _blocktri.scaled_identity(diag)
-        # The Newton step and the tracked direction (below) in one factorisation pass.
-        chols, pd, both = _blocktri.cholesky_solve(
-            diag + lam_eff * eye_s, off, jnp.stack([g0, state.v], axis=-1)
-        )
-        delta_n = -both[..., 0]
+        if self.track_curvature:
+            # The Newton step and the tracked direction (below) in one factorisation pass.
+            chols, pd, both = _blocktri.cholesky_solve(
+                diag + lam_eff * eye_s, off, jnp.stack([g0, state.v], axis=-1)
+            )
+            delta_n, w = -both[..., 0], both[..., 1]
+        else:
+            chols, pd, delta_n = _blocktri.cholesky_solve(diag + lam_eff * eye_s, off, g0)
+            delta_n = -delta_n
         ell = problem.scale(y)
         tol_S = atol + rtol * jnp.abs(S0)
         step_tol = jnp.maximum(rtol * ell, 64 * eps * ell)
@@ -383,13 +394,27 @@ class BlockNewton(AbstractPathSolver):
         # on the damped factorisation, one solve per step warm-started from the last step's
         # vector, tracks the most negative direction of H; step along it, downhill, with a
         # length that shrinks as the damping grows (the ratio test then decides).
-        w = both[..., 1]
-        v = w / jnp.sqrt(jnp.sum(w * w))
-        v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
-        curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
-        slope = jnp.sum(g0 * v)
-        tau = jnp.where(curv < 0, self.escape * ell / (1.0 + lam_eff / self.lam0), 0.0)
-        delta = delta_n - jnp.where(slope > 0, 1.0, -1.0) * tau * v
+        def with_escape(v, active):
+            curv = jnp.sum(v * _blocktri.matvec(diag, off, v))
+            slope = jnp.sum(g0 * v)
+            tau = jnp.where(
+                active & (curv < 0), self.escape * ell / (1.0 + lam_eff / self.lam0), 0.0
+            )
+            return delta_n - jnp.where(slope > 0, 1.0, -1.0) * tau * v
+
+        if self.track_curvature:
+            v = w / jnp.sqrt(jnp.sum(w * w))
+            v = jnp.where(pd & jnp.all(jnp.isfinite(v)), v, state.v)
+            delta = with_escape(v, True)
+        else:
+            # Untracked (warm starts), but after a restart from a saddle of the action (below)
+            # the step still goes along the negative direction found there: a restart that
+            # did not move would come back to the saddle and take it for a flat minimum.
+            v = state.v
+            escaping = state.num_restarts > 0
+            delta = jax.lax.cond(
+                any_in_batch(escaping), lambda: with_escape(v, escaping), lambda: delta_n
+            )
         delta = jnp.where(pd, delta, 0.0)
         hdelta = _blocktri.matvec(diag, off, delta)
         pred = -(jnp.sum(g0 * delta) + 0.5 * jnp.sum(delta * hdelta))
