@@ -50,6 +50,11 @@ def _hessian(problem, y):
     return problem.hessian(y)
 
 
+def _blocks_finite(diag, off):
+    """Whether every Hessian block is finite (a Hessian that is not is never factorised)."""
+    return jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
+
+
 def _after_rejection(lam, nu):
     """The damping and its growth factor after a rejected step (Nielsen's update): what
     `step` does on a rejection and what `init`'s first-damping search repeats."""
@@ -167,10 +172,9 @@ class BlockNewton(AbstractPathSolver):
             return lam, nu, pd_at(lam)
 
         lam0 = jnp.asarray(self.lam0, dt)
-        h_finite = jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
         # A Hessian that is not finite is left to the first step (its rejection path).
         lam, nu, _ = jax.lax.while_loop(
-            cond, body, (lam0, jnp.asarray(2.0, dt), pd_at(lam0) | ~h_finite)
+            cond, body, (lam0, jnp.asarray(2.0, dt), pd_at(lam0) | ~_blocks_finite(diag, off))
         )
         return lam, nu, lam > lam0
 
@@ -307,8 +311,7 @@ class BlockNewton(AbstractPathSolver):
         )
         # Not finite at the newly accepted point: take that step back (the ratio test
         # would have rejected it, had it seen the Hessian), with the damping raised.
-        h_finite = jnp.all(jnp.isfinite(diag)) & jnp.all(jnp.isfinite(off))
-        back = stale & state.has_back & ~h_finite
+        back = stale & state.has_back & ~_blocks_finite(diag, off)
 
         def take_back():
             return (
