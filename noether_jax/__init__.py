@@ -43,8 +43,9 @@ from ._solver import (
 from ._results import RESULTS as RESULTS
 from ._solution import PathSolution as PathSolution
 
-# Batches: chunked, sharded, resumable
+# Batches: chunked, sharded, resumable; compiler options for batches on CPU
 from ._batch import solve_batch as solve_batch
+from ._xla import cpu_compiler_options as cpu_compiler_options
 
 # The landscape: fixed points, relaxation, leaving saddles
 from ._geometric import (

@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import ArrayLike, PyTree
 
 from .._progress import Progress
+from .._xla import cpu_compiler_options
 from .._solution import RESULTS
 from . import _store
 
@@ -33,8 +34,7 @@ _WAIT_FACTOR = 10.0
 # The compiled chunk: vmap of the user's solver, sharded over a mesh.
 
 
-@functools.partial(jax.jit, static_argnames=("static_fn", "max_steps", "mesh"))
-def _solve_chunk(dynamic_fn, chunk, init, *, static_fn, max_steps, mesh):
+def _chunk(dynamic_fn, chunk, init, *, static_fn, max_steps, mesh):
     def local(dynamic_fn, chunk, init):
         fn = eqx.combine(dynamic_fn, static_fn)
 
@@ -64,6 +64,15 @@ def _solve_chunk(dynamic_fn, chunk, init, *, static_fn, max_steps, mesh):
     )(dynamic_fn, chunk, init)
 
 
+_STATIC = ("static_fn", "max_steps", "mesh")
+_solve_chunk = jax.jit(_chunk, static_argnames=_STATIC)
+
+
+@functools.cache
+def _solve_chunk_cpu():
+    return jax.jit(_chunk, static_argnames=_STATIC, compiler_options=cpu_compiler_options())
+
+
 class _Solver:
     """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per size)."""
 
@@ -77,6 +86,8 @@ class _Solver:
         else:
             self.mesh = None
             self.sharding = self.replicated = devices[0]
+        cpu = all(d.platform == "cpu" for d in devices)
+        self.solve = _solve_chunk_cpu() if cpu else _solve_chunk
 
     def size(self, n: int) -> int:
         """`n` rounded up to a multiple of the number of devices."""
@@ -88,13 +99,13 @@ class _Solver:
         if init is not None:
             init = jax.device_put(init, self.sharding)
         dynamic_fn = jax.device_put(self.dynamic_fn, self.replicated)
-        return _solve_chunk(
+        return self.solve(
             dynamic_fn, chunk, init, static_fn=self.static_fn, max_steps=max_steps,
             mesh=self.mesh,
         )
 
     def eval_shape(self, chunk_struct, max_steps, init=None):
-        return _solve_chunk.eval_shape(
+        return self.solve.eval_shape(
             self.dynamic_fn, chunk_struct, init, static_fn=self.static_fn,
             max_steps=max_steps, mesh=None,
         )
