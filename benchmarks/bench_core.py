@@ -12,8 +12,12 @@ seed), over t ∈ [0, 10] with 101 nodes (the midpoint discrete action of docs/c
 Time per path, for batches of B = 1, 64, 1024 endpoints, of
 
 (a) the library: ``jax.jit(jax.vmap(lambda b: nj.minimize_action(sde, x0, b, 0., 10.,
-    n_nodes=101, throw=False)))``, timed after a warm-up call (compile time reported
-    separately), median of a few repeats;
+    n_nodes=101, throw=False)), compiler_options=nj.cpu_compiler_options())``, timed after a
+    warm-up call (compile time reported separately), median of a few repeats. The compiler
+    options are the library's documented setting for batches on CPU (XLA's older CPU code
+    generator, which vectorises the block-tridiagonal scans); the nested-grid rows are also
+    timed with XLA's defaults, in the same rounds (`--xla-defaults` uses the defaults
+    everywhere; `nj.solve_batch` in (c) sets the options on CPU by itself);
 (b) the baseline a NumPy user would write: ``scipy.optimize.minimize(method="L-BFGS-B")``
     over the interior nodes of one path at a time (a Python loop over the batch), with the
     exact gradient of the same discrete action written by hand in NumPy, a straight-line
@@ -109,11 +113,17 @@ def saddle_endpoints(n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- library
 
 
+COMPILER_OPTIONS = None  # set in main: nj.cpu_compiler_options(), or {} (--xla-defaults)
+
+
 def library_fn(n_nodes: int = N_NODES, solver=None, with_init: bool = False,
-               grid_controller=None, lanes=None):
-    """A jitted, vmapped `minimize_action` over endpoints (and initial paths)."""
+               grid_controller=None, lanes=None, compiler_options=None):
+    """A jitted, vmapped `minimize_action` over endpoints (and initial paths), compiled with
+    `compiler_options` (default: the run's `COMPILER_OPTIONS`)."""
+    opts = COMPILER_OPTIONS if compiler_options is None else compiler_options
     return jax.jit(_library_fn(PROBLEM, n_nodes=n_nodes, solver=solver, with_init=with_init,
-                               grid_controller=grid_controller, lanes=lanes))
+                               grid_controller=grid_controller, lanes=lanes),
+                   compiler_options=opts or None)
 
 
 def time_library(fn, x1: np.ndarray, repeats: int):
@@ -274,10 +284,12 @@ def run_nested(big: dict, rounds: int, ref_fn, lanes_list=()) -> list[dict]:
     differs from the reference by more than 1e-9 count as another local minimum."""
     x1 = jnp.asarray(endpoints(big["B"]))
     ctrl = nj.Refine(levels=3, adapt=None, rtol=float("inf"))
-    variants = [None, *lanes_list]
+    variants = [(lanes, COMPILER_OPTIONS) for lanes in (None, *lanes_list)]
+    if COMPILER_OPTIONS:  # the same rows with XLA's default options, for comparison
+        variants += [(lanes, {}) for lanes in (None, *lanes_list)]
     fns, sols, compile_s = [], [], []
-    for lanes in variants:
-        fn = library_fn(grid_controller=ctrl, lanes=lanes)
+    for lanes, opts in variants:
+        fn = library_fn(grid_controller=ctrl, lanes=lanes, compiler_options=opts)
         t = time.perf_counter()
         sols.append(jax.block_until_ready(fn(x1)))
         compile_s.append(time.perf_counter() - t)
@@ -295,12 +307,13 @@ def run_nested(big: dict, rounds: int, ref_fn, lanes_list=()) -> list[dict]:
     scipy_ms = 1e3 * statistics.median(scipy_times)
     ref = jax.block_until_ready(ref_fn(x1))
     out = []
-    for lanes, sol, ts, c in zip(variants, sols, times, compile_s):
+    for (lanes, opts), sol, ts, c in zip(variants, sols, times, compile_s):
         dS = np.abs(np.asarray(sol.action) - np.asarray(ref.action))
         steps = np.asarray(sol.stats["num_steps"])
         med = statistics.median(ts)
         out.append(dict(
-            lanes=lanes, B=big["B"], compile_s=c - med, lib_ms=1e3 * med / big["B"],
+            lanes=lanes, xla="defaults" if not opts else "nj.cpu_compiler_options()",
+            B=big["B"], compile_s=c - med, lib_ms=1e3 * med / big["B"],
             scipy_ms=scipy_ms, n_scipy=len(sub), lib_err=dS.max(),
             other_minima=int(np.sum(dS > 1e-9)),
             lib_conv=float(np.mean(np.asarray(sol.converged))),
@@ -323,13 +336,17 @@ def main():
                    "(minimize_action(lanes=...); default 64)")
     p.add_argument("--rounds", type=int, default=5,
                    help="interleaved timing rounds of the nested-grid rows (default 5)")
+    p.add_argument("--xla-defaults", action="store_true",
+                   help="compile the library with XLA's default options only (default: "
+                   "nj.cpu_compiler_options(), and the nested-grid rows also with the defaults)")
     p.add_argument("--scipy-subset", type=int, default=None,
                    help="max paths solved by the SciPy loop per batch, spread evenly over it "
                    "(default 64, and 128 for B = 1024; quick 8)")
     opts = p.parse_args()
+    global endpoints, COMPILER_OPTIONS
     if opts.set == "saddle":
-        global endpoints
         endpoints = saddle_endpoints
+    COMPILER_OPTIONS = {} if opts.xla_defaults else nj.cpu_compiler_options()
 
     sizes = (1, 64) if opts.quick else (1, 64, 1024)
     n_sub = opts.scipy_subset or (8 if opts.quick else 64)
@@ -340,6 +357,7 @@ def main():
     print("noether_jax core benchmark: Maier–Stein (β=10), D=0.1, T=10, n_nodes=101, float64, "
           f"endpoint set: {opts.set}")
     print(machine_info())
+    print(f"Library compiled with compiler_options={COMPILER_OPTIONS or 'XLA defaults'}")
     err, gmax = check_gradient()
     print(f"NumPy gradient vs central differences: max abs error {err:.2e} (max |g| {gmax:.2e})")
     print()
@@ -380,6 +398,7 @@ def main():
         for rn in run_nested(big, opts.rounds, ref_fn, opts.lanes):
             how = ("in lockstep" if rn["lanes"] is None
                    else f"in {rn['lanes']} refilled lanes (lanes={rn['lanes']})")
+            how += f", XLA options: {rn['xla']}"
             print(f"B={rn['B']} nested grids nj.Refine(levels=3, adapt=None) {how}: library "
                   f"{rn['lib_ms']:.3f} ms/path (median of {opts.rounds} interleaved rounds; "
                   f"compile {rn['compile_s']:.1f} s), SciPy {rn['scipy_ms']:.1f} ms/path "
