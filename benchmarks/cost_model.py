@@ -116,9 +116,9 @@ def loop_iterations(hlo: str) -> tuple[int, int]:
 
 
 def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True, n_nodes: int = N_NODES,
-              timed: bool = True) -> dict:
+              timed: bool = True, compiler_options=None) -> dict:
     """XLA's cost analysis of one batched Newton step, and its measured time on this
-    device (`timed`)."""
+    device (`timed`; the step as written compiled with `compiler_options`)."""
     sde = nj.SDE(drift, 1.0)
     solver = nj.BlockNewton()
     ts = jnp.linspace(0.0, T, n_nodes, dtype=dtype)
@@ -147,7 +147,8 @@ def step_cost(x1s: np.ndarray, dtype, *, unrolled: bool = True, n_nodes: int = N
     for label, ctx in variants:
         with ctx:
             t = time.perf_counter()
-            compiled = jax.jit(jax.vmap(step)).lower(x1s, y0, state).compile()
+            opts = compiler_options if label == "as written" else None
+            compiled = jax.jit(jax.vmap(step)).lower(x1s, y0, state).compile(opts or None)
             compile_s = time.perf_counter() - t
         c = costs(compiled)
         loops, iters = loop_iterations(compiled.as_text())
@@ -225,9 +226,13 @@ CORE_GFLOPS = 41.6
 
 
 def pieces(x1s: np.ndarray, n_nodes: int = N_NODES) -> dict:
-    """Executed flops (XLA's count, scans unrolled) and measured time of each piece of a
-    batched Newton step, compiled and timed alone under `jit(vmap)`: kflop and µs per path.
-    """
+    """Executed flops (XLA's count) and measured time of each piece of a batched Newton step,
+    compiled and timed alone under `jit(vmap)`, as written: kflop and µs per path.
+
+    XLA's cost analysis counts a `while` body once, so the flops of the block-tridiagonal
+    scans are counted on their generic form (blocks as `d × d` arrays, the same arithmetic)
+    with the scans unrolled. The batch-last form the solver runs takes XLA many minutes to
+    compile unrolled, and its unrolled count grows faster than the number of blocks."""
     from noether_jax._linalg import _blocktri
 
     sde = nj.SDE(drift, 1.0)
@@ -239,23 +244,31 @@ def pieces(x1s: np.ndarray, n_nodes: int = N_NODES) -> dict:
     y = jax.vmap(lambda b: x0 + s * (b - x0))(x1s)
     problem = lambda b: FixedTimeProblem(nj.FreidlinWentzell(), sde, ts, x0, b, None)  # noqa: E731
 
-    def measure(fn, *args):
-        with unrolled_scans():
-            compiled = jax.jit(fn).lower(*args).compile()
+    def measure(fn, *args, count=None):
+        compiled = jax.jit(fn).lower(*args).compile()
         out = jax.block_until_ready(compiled(*args))
         times = []
         for _ in range(7):
             t = time.perf_counter()
             jax.block_until_ready(compiled(*args))
             times.append(time.perf_counter() - t)
-        return out, {"kflop": costs(compiled)["flops"] / B / 1e3, "us": 1e6 * min(times) / B}
+        counted = compiled
+        if count is not None:
+            count_fn, count_args = count
+            with unrolled_scans():
+                counted = jax.jit(count_fn).lower(*count_args).compile()
+        return out, {"kflop": costs(counted)["flops"] / B / 1e3, "us": 1e6 * min(times) / B}
 
     res = {}
     _, res["value_and_grad"] = measure(jax.vmap(lambda b, y: problem(b).value_and_grad(y)),
                                        x1s, y)
     H, res["hessian"] = measure(jax.vmap(lambda b, y: problem(b).hessian(y)), x1s, y)
-    (chols, _), res["cholesky"] = measure(jax.vmap(_blocktri.cholesky), H.diag, H.off)
-    _, res["cho_solve"] = measure(jax.vmap(_blocktri.cho_solve), chols, H.off, y)
+    (chols, _), res["cholesky"] = measure(
+        jax.vmap(_blocktri.cholesky), H.diag, H.off,
+        count=(jax.vmap(_blocktri._cholesky_any), (H.diag, H.off)))
+    _, res["cho_solve"] = measure(
+        jax.vmap(_blocktri.cho_solve), chols, H.off, y,
+        count=(jax.vmap(_blocktri._cho_solve_any), (chols, H.off, y[..., None])))
     _, res["matvec"] = measure(jax.vmap(_blocktri.matvec), H.diag, H.off, y)
     # A typical step: the Hessian, one factorisation, two solves (Newton step, the tracked
     # negative-curvature direction), two products, one value and gradient at the trial
@@ -270,8 +283,12 @@ def pieces(x1s: np.ndarray, n_nodes: int = N_NODES) -> dict:
 def print_pieces(B: int, core_gflops: float) -> None:
     log(f"pieces of one Newton step, float64, B = {B}")
     res = pieces(endpoints("saddle", B))
-    step = step_cost(endpoints("saddle", B), jnp.float64, unrolled=False)
-    us = 1e6 * step["cpu_step_s_per_path"]
+    step_us = {
+        label: 1e6 * step_cost(endpoints("saddle", B), jnp.float64, unrolled=False,
+                               compiler_options=o)["cpu_step_s_per_path"]
+        for label, o in (("XLA's default options", {}),
+                         ("nj.cpu_compiler_options()", nj.cpu_compiler_options()))
+    }
     print(f"\n## The pieces of a batched Newton step (Maier–Stein, {N_NODES} nodes, d = 2, "
           f"B = {B}, float64)\n")
     print("| piece | kflop per path | µs per path | GFLOP/s |\n|---|---:|---:|---:|")
@@ -280,10 +297,12 @@ def print_pieces(B: int, core_gflops: float) -> None:
         print(f"| {k} | {r['kflop']:.1f} | {r['us']:.2f} | {r['kflop'] / r['us']:.2f} |")
     lo, hi = res["typical_kflop"], res["chord_kflop"]
     limit = core_gflops * (os.cpu_count() or 1)
-    print(f"\nA typical step executes {lo:.0f}–{hi:.0f} kflop per path; one whole step "
-          f"(`BlockNewton.step` alone) takes {us:.1f} µs per path: {lo / us:.2f}–"
-          f"{hi / us:.2f} GFLOP/s, {100 * lo / us / limit:.1f}–{100 * hi / us / limit:.1f} % of "
-          f"{limit:.0f} GFLOP/s ({os.cpu_count()} cores × {core_gflops} GFLOP/s).")
+    print(f"\nA typical step executes {lo:.0f}–{hi:.0f} kflop per path. One whole step "
+          f"(`BlockNewton.step` alone), against {limit:.0f} GFLOP/s ({os.cpu_count()} cores × "
+          f"{core_gflops} GFLOP/s):")
+    for label, us in step_us.items():
+        print(f"- compiled with {label}: {us:.1f} µs per path, {lo / us:.2f}–{hi / us:.2f} "
+              f"GFLOP/s, {100 * lo / us / limit:.1f}–{100 * hi / us / limit:.1f} % of the limit")
 
 
 def main() -> None:
