@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 
-# XLA's CPU "fusion emitters" (the default code generator since 2025) compile a fusion that
+# XLA's CPU "fusion emitters" (its current default code generator) compile a fusion that
 # reads a block of a `lax.scan` input at the loop counter (a dynamic slice) into a scalar
 # loop that reloads the counter for every element; the older emitters hoist it and
 # vectorise. The block-tridiagonal scans of every Newton step are made of such fusions, so

@@ -5,6 +5,7 @@ round-off, and `nj.solve_batch` compiles with them on CPU devices."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import noether_jax as nj
 import noether_jax._batch._runner as batch_runner
@@ -26,6 +27,8 @@ def solve(x1, **kw):
 
 
 def test_options_are_known_to_this_jaxlib():
+    if not xla._supported():  # a later jaxlib may drop the older generator
+        pytest.skip("this jaxlib does not know xla_cpu_use_fusion_emitters")
     opts = nj.cpu_compiler_options()
     assert opts == {"xla_cpu_use_fusion_emitters": False}
     opts["xla_cpu_use_fusion_emitters"] = True  # a copy: the library's stays as it was
@@ -40,7 +43,7 @@ def test_unknown_option_gives_empty_options(monkeypatch):
     finally:
         monkeypatch.undo()
         xla._supported.cache_clear()
-    assert nj.cpu_compiler_options() == {"xla_cpu_use_fusion_emitters": False}
+    assert nj.cpu_compiler_options() == (dict(xla._OPTIONS) if xla._supported() else {})
 
 
 def test_same_answers_as_xla_defaults():

@@ -18,8 +18,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import ArrayLike, PyTree
 
 from .._progress import Progress
-from .._xla import cpu_compiler_options
 from .._solution import RESULTS
+from .._xla import cpu_compiler_options
 from . import _store
 
 _AXIS = "batch"
@@ -74,7 +74,8 @@ def _solve_chunk_cpu():
 
 
 class _Solver:
-    """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per size)."""
+    """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per size;
+    on CPU devices compiled with `cpu_compiler_options()`)."""
 
     def __init__(self, solve_fn, devices: list):
         self.dynamic_fn, self.static_fn = eqx.partition(solve_fn, eqx.is_array)
