@@ -53,3 +53,10 @@ def muller_brown_terms(z):
 def muller_brown(z):
     """The Müller–Brown potential at `z = (x, y)` (JAX-traceable)."""
     return jnp.sum(muller_brown_terms(z)[0])
+
+
+def maier_stein(t, z, beta):
+    """The Maier–Stein drift `(x − x³ − β x y², −(1 + x²) y)`: attractors `(±1, 0)`, a saddle
+    at the origin; not a gradient unless `β = 1`."""
+    x, y = z[0], z[1]
+    return jnp.stack([x - x**3 - beta * x * y**2, -(1 + x**2) * y])

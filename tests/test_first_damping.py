@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import maier_stein
 from noether_jax._action import FreidlinWentzell
 from noether_jax._problem import FixedTimeProblem, problem_value
 from noether_jax._solver import warm_started
 
 BETA, T, N = 10.0, 10.0, 26
-
-
-def maier_stein(t, z, beta):
-    x, y = z[0], z[1]
-    return jnp.stack([x - x**3 - beta * x * y**2, -(1 + x**2) * y])
 
 
 SDE = nj.SDE(maier_stein, 0.1)

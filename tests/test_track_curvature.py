@@ -14,16 +14,12 @@ import optimistix as optx
 import pytest
 
 import noether_jax as nj
+from helpers import maier_stein
 from noether_jax._mesh import halve_steps
 from noether_jax._solver import warm_started
 
 BETA, T = 10.0, 10.0
 X0 = jnp.array([-1.0, 0.0])
-
-
-def maier_stein(t, z, beta):
-    x, y = z[0], z[1]
-    return jnp.stack([x - x**3 - beta * x * y**2, -(1 + x**2) * y])
 
 
 SDE = nj.SDE(maier_stein, 0.1)

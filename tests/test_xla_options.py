@@ -8,15 +8,12 @@ import numpy as np
 import pytest
 
 import noether_jax as nj
+from helpers import maier_stein
 import noether_jax._batch._runner as batch_runner
 import noether_jax._xla as xla
 
 
-def drift(t, x, beta):
-    return jnp.stack([x[0] - x[0] ** 3 - beta * x[0] * x[1] ** 2, -(1 + x[0] ** 2) * x[1]])
-
-
-SDE = nj.SDE(drift, 0.1)
+SDE = nj.SDE(maier_stein, 0.1)
 X0 = jnp.array([-1.0, 0.0])
 # Around the saddle, where the step counts spread (and lanes refill).
 X1S = 0.3 * jax.random.uniform(jax.random.key(3), (12, 2), minval=-1.0, maxval=1.0)
@@ -61,7 +58,8 @@ def test_same_answers_as_xla_defaults():
 
 def test_solve_batch_compiles_with_the_options_on_cpu():
     runner = batch_runner._Solver(solve, jax.devices("cpu")[:1])
-    assert runner.solve is batch_runner._solve_chunk_cpu()
+    assert runner.solve is batch_runner._solve_chunk(True)
+    assert runner.solve is not batch_runner._solve_chunk(False)
     sols = nj.solve_batch(solve, X1S, chunk_size=6, progress=False)
     own = jax.jit(jax.vmap(solve), compiler_options=nj.cpu_compiler_options())
     ref = jnp.concatenate([own(X1S[:6]).action, own(X1S[6:]).action])

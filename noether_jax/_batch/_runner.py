@@ -64,18 +64,19 @@ def _chunk(dynamic_fn, chunk, init, *, static_fn, max_steps, mesh):
     )(dynamic_fn, chunk, init)
 
 
-_STATIC = ("static_fn", "max_steps", "mesh")
-_solve_chunk = jax.jit(_chunk, static_argnames=_STATIC)
-
-
 @functools.cache
-def _solve_chunk_cpu():
-    return jax.jit(_chunk, static_argnames=_STATIC, compiler_options=cpu_compiler_options())
+def _solve_chunk(on_cpu: bool):
+    """The compiled chunk; on CPU devices with `cpu_compiler_options()`."""
+    return jax.jit(
+        _chunk,
+        static_argnames=("static_fn", "max_steps", "mesh"),
+        compiler_options=cpu_compiler_options() if on_cpu else None,
+    )
 
 
 class _Solver:
-    """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per size;
-    on CPU devices compiled with `cpu_compiler_options()`)."""
+    """Runs padded chunks of a fixed size through `_solve_chunk` (one compilation per
+    size)."""
 
     def __init__(self, solve_fn, devices: list):
         self.dynamic_fn, self.static_fn = eqx.partition(solve_fn, eqx.is_array)
@@ -87,8 +88,7 @@ class _Solver:
         else:
             self.mesh = None
             self.sharding = self.replicated = devices[0]
-        cpu = all(d.platform == "cpu" for d in devices)
-        self.solve = _solve_chunk_cpu() if cpu else _solve_chunk
+        self.solve = _solve_chunk(all(d.platform == "cpu" for d in devices))
 
     def size(self, n: int) -> int:
         """`n` rounded up to a multiple of the number of devices."""
